@@ -1,0 +1,184 @@
+"""``sirt dose``: activity image + segmentation → dose (and BED/EQD2) maps and summary.json."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
+from ..dose.engine import DoseParameters, DoseResult, compute_dose
+from ..dose.radiobiology import PRESETS, LQParameters
+from ..dose.report import dose_summary
+from ..errors import SIRTInputError
+from ..io.segmentations import read_segmentation
+from ..io.volumes import KNOWN_UNITS, read_activity_image
+from ..io.writers import commit_outputs, write_image, write_json
+from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
+from ..structures import PARTIAL_VOXEL_MODES
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dose",
+        help="absorbed dose map (LDM or VSV) with per-segment summary",
+        description="Compute the absorbed dose map of a 90Y (or 166Ho) microsphere implant.",
+    )
+    p.add_argument("--activity", required=True, type=Path, help="activity image: NRRD/NIfTI/MHA file or DICOM folder")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
+    p.add_argument("--output", required=True, type=Path, help="output folder")
+    p.add_argument("--mode", choices=("absolute", "relative"), required=True, help="activity calibration")
+    p.add_argument("--method", choices=("ldm", "vsv"), default="ldm", help="dose method (default ldm)")
+    p.add_argument("--kernel", choices=("auto", "lanconelli", "dpk"), default="auto", help="VSV kernel source (default auto)")
+    p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
+    p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
+    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help="tissue density g/mL (default 1.03)")
+    p.add_argument("--segment-density", action="append", default=[], metavar="NAME=G_PER_ML", help="density inside a segment, e.g. lungs=0.3")
+    p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
+    p.add_argument("--segments", help="comma-separated segments to report (default all)")
+    p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
+    a = p.add_argument_group("absolute calibration")
+    a.add_argument("--units", choices=KNOWN_UNITS, help="image units (DICOM: read from the file)")
+    a.add_argument("--administration-time", type=datetime.fromisoformat, help="ISO 8601, e.g. 2024-05-02T10:30")
+    a.add_argument("--scan-time", type=datetime.fromisoformat, help="ISO 8601 time the image values refer to")
+    a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
+    a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
+    r = p.add_argument_group("relative calibration")
+    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq)")
+    r.add_argument("--lung-shunt-fraction", type=float, default=0.0, help="lung shunt fraction, 0-1 (default 0)")
+    r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
+    r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
+    r.add_argument("--lungs-in-voi", action="store_true", help="the calibration VOI includes the lungs")
+    b = p.add_argument_group("radiobiology")
+    b.add_argument(
+        "--bed-params",
+        action="append",
+        default=[],
+        metavar="NAME=PRESET|AB,TREP",
+        help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
+        "writes BED and EQD2 maps; later entries win where segments overlap",
+    )
+    p.set_defaults(run=run)
+
+
+def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name or not value:
+            raise SIRTInputError(f"{what} must look like NAME=VALUE, got {item!r}")
+        pairs.append((name, value))
+    return pairs
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SIRTInputError(f"{what}: {text!r} is not a number") from None
+
+
+def parse_lq(items: list[str]) -> dict[str, LQParameters]:
+    result = {}
+    for name, value in _pairs(items, "--bed-params"):
+        if value in PRESETS:
+            result[name] = PRESETS[value]
+        else:
+            parts = value.split(",")
+            if len(parts) != 2:
+                raise SIRTInputError(f"--bed-params {name}: give a preset ({', '.join(PRESETS)}) or 'alpha_beta_gy,t_rep_h'")
+            result[name] = LQParameters(_float(parts[0], "alpha/beta"), _float(parts[1], "repair half-time"))
+    return result
+
+
+def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
+    if args.mode == "absolute":
+        if args.administered_activity_gbq is not None:
+            raise SIRTInputError("--administered-activity-gbq belongs to relative calibration (--mode relative)")
+        calibration = AbsoluteCalibration(
+            units=args.units,
+            administration_time=args.administration_time,
+            scan_time=args.scan_time,
+            camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
+            acquisition_duration_s=args.acquisition_duration_s,
+        )
+    else:
+        if args.administered_activity_gbq is None:
+            raise SIRTInputError("relative calibration needs --administered-activity-gbq")
+        calibration = RelativeCalibration(
+            administered_activity_bq=args.administered_activity_gbq * 1e9,
+            calibration_voi=tuple(args.calibration_voi or ["liver"]),
+            lung_shunt_fraction=args.lung_shunt_fraction,
+            residual_fraction=args.residual_fraction,
+            lungs_in_voi=args.lungs_in_voi,
+        )
+    return DoseParameters(
+        calibration=calibration,
+        method=args.method,
+        radionuclide=args.radionuclide,
+        half_life_h=args.half_life_h,
+        density_g_per_ml=args.density,
+        segment_densities_g_per_ml={n: _float(v, f"density of {n}") for n, v in _pairs(args.segment_density, "--segment-density")},
+        kernel=args.kernel,
+        partial_voxels=args.partial_voxels,
+        clamp_invalid=args.clamp_negative,
+        radiobiology=parse_lq(args.bed_params),
+        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+    )
+
+
+def run_dose(
+    activity_path: Path,
+    segmentation_path: Path,
+    params: DoseParameters,
+    output: Path,
+    units: str | None = None,
+    label_names: dict[int, str] | None = None,
+    overwrite: bool = False,
+) -> tuple[DoseResult, dict]:
+    """Read, compute and write; returns the result and the summary written."""
+    activity = read_activity_image(activity_path, units)
+    if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
+        params = _with_units(params, activity.units)
+    segmentation = read_segmentation(segmentation_path, label_names)
+    result = compute_dose(activity, segmentation, params)
+    outputs = {"dose_gy": "dose_gy.nrrd"}
+    if result.bed_gy is not None:
+        outputs |= {"bed_gy": "bed_gy.nrrd", "eqd2_gy": "eqd2_gy.nrrd"}
+    inputs = {"activity": activity_path, "segmentation": segmentation_path}
+    summary = dose_summary(result, params, inputs, outputs)
+    writers = {"dose_gy.nrrd": partial(write_image, result.dose_gy), "summary.json": partial(write_json, summary)}
+    if result.bed_gy is not None:
+        writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
+    commit_outputs(output, writers, inputs=[activity_path, segmentation_path], overwrite=overwrite)
+    return result, summary
+
+
+def _with_units(params: DoseParameters, units: str | None) -> DoseParameters:
+    if units is None:
+        raise SIRTInputError(f"absolute calibration needs the image units: pass --units ({', '.join(KNOWN_UNITS)})")
+    return replace(params, calibration=replace(params.calibration, units=units))
+
+
+def run(args: argparse.Namespace) -> int:
+    params = parameters_from_args(args)
+    labels = {int(_float(v, "label value")): n for v, n in _pairs(args.labels, "--labels")}
+    result, _ = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite)
+    print(format_table(result))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def format_table(result: DoseResult) -> str:
+    header = f"{'segment':<22}{'volume_ml':>11}{'activity_mbq':>14}{'mean_gy':>10}{'max_gy':>10}{'mean_bed_gy':>13}"
+    rows = [header]
+    for s in result.segments:
+        bed = f"{s.bed_mean_gy:13.1f}" if s.bed_mean_gy is not None else f"{'-':>13}"
+        rows.append(f"{s.name[:21]:<22}{s.volume_ml:11.1f}{s.activity_bq / 1e6:14.1f}{s.dose_mean_gy:10.1f}{s.dose_max_gy:10.1f}{bed}")
+    return "\n".join(rows)

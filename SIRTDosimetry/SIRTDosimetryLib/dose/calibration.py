@@ -1,0 +1,144 @@
+"""From image voxel values to activity at implantation and time-integrated activity.
+
+Two calibrations:
+
+- **Absolute**: a quantitative image (PET in Bq/mL, or SPECT counts with a camera calibration
+  factor in cps/MBq and the acquisition duration). With administration and scan times, the
+  activity is decay-corrected back to implantation, A(t0) = A(t_scan)·exp(λ·(t_scan − t0)); without
+  them the image is taken as the activity at implantation.
+- **Relative** (self-calibration): the administered activity, less the lung shunt and residual
+  fractions, is distributed over the counts in a calibration VOI:
+  A_i = c_i · A_adm·(1 − R)·(1 − LSF) / Σ_VOI w_j·c_j, applied to every voxel of the image. This is how
+  99mTc-MAA SPECT becomes a predicted 90Y activity map (e.g. Chiesa et al. EJNMMI 2015;42:1718;
+  Dewaraja et al. J Nucl Med 2017;58:1337). When the lungs are inside the VOI the lung shunt is
+  already in the counts and must not be subtracted again.
+
+Microspheres are a permanent implant, so the time-integrated activity is Ã = A(t0)/λ with the
+physical decay constant only (no biological clearance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ..errors import SIRTInputError
+from ..io.volumes import CONCENTRATION_UNITS_TO_BQ_PER_ML
+from ..nuclides import Radionuclide
+
+
+@dataclass(frozen=True)
+class AbsoluteCalibration:
+    units: str  # "bq_per_ml", "kbq_per_ml", "mbq_per_ml", or "counts" with a camera factor
+    administration_time: datetime | None = None
+    scan_time: datetime | None = None
+    camera_factor_cps_per_mbq: float | None = None
+    acquisition_duration_s: float | None = None
+
+    mode = "absolute"
+
+
+@dataclass(frozen=True)
+class RelativeCalibration:
+    administered_activity_bq: float
+    calibration_voi: tuple[str, ...] = ("liver",)
+    lung_shunt_fraction: float = 0.0
+    residual_fraction: float = 0.0
+    lungs_in_voi: bool = False
+
+    mode = "relative"
+
+
+Calibration = AbsoluteCalibration | RelativeCalibration
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """What the calibration did, for the summary."""
+
+    mode: str
+    bq_per_voxel_value: float  # activity at implantation per unit voxel value
+    decay_factor: float  # A(t0)/A(scan); 1 when no times were given
+    total_activity_in_image_bq: float
+    details: dict = field(default_factory=dict)
+
+
+def _check_fraction(value: float, what: str) -> None:
+    if not (0.0 <= value < 1.0):
+        raise SIRTInputError(f"{what} must be in [0, 1), got {value!r}")
+
+
+def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime | None, scan_time: datetime | None) -> float:
+    """exp(λ·(t_scan − t_admin)): multiplies activity at scan time to give activity at implantation."""
+    if (administration_time is None) != (scan_time is None):
+        raise SIRTInputError("give both the administration time and the scan time, or neither")
+    if administration_time is None:
+        return 1.0
+    elapsed_s = (scan_time - administration_time).total_seconds()
+    if elapsed_s < 0:
+        raise SIRTInputError(f"scan time {scan_time} is before the administration time {administration_time}")
+    return math.exp(nuclide.decay_constant_per_s * elapsed_s)
+
+
+def calibrate(
+    values: np.ndarray,
+    voxel_volume_ml: float,
+    calibration: Calibration,
+    nuclide: Radionuclide,
+    voi_weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, CalibrationReport]:
+    """Activity at implantation per voxel (Bq, float64) from checked, non-negative voxel values.
+
+    ``voi_weights`` (relative mode only) are the calibration-VOI weights on the image grid.
+    """
+    if isinstance(calibration, AbsoluteCalibration):
+        decay = decay_factor_to_implant(nuclide, calibration.administration_time, calibration.scan_time)
+        if calibration.units in CONCENTRATION_UNITS_TO_BQ_PER_ML:
+            if calibration.camera_factor_cps_per_mbq is not None:
+                raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
+            per_value = CONCENTRATION_UNITS_TO_BQ_PER_ML[calibration.units] * voxel_volume_ml
+        elif calibration.units == "counts":
+            factor, duration = calibration.camera_factor_cps_per_mbq, calibration.acquisition_duration_s
+            if factor is None or duration is None:
+                raise SIRTInputError(
+                    "absolute calibration of a count image needs the camera calibration factor (cps/MBq) and the "
+                    "acquisition duration (s); otherwise use relative calibration"
+                )
+            if not (factor > 0 and duration > 0):
+                raise SIRTInputError(f"camera factor and acquisition duration must be positive, got {factor}, {duration}")
+            per_value = 1e6 / (duration * factor)  # counts -> cps -> MBq -> Bq
+        else:
+            raise SIRTInputError(f"absolute calibration needs known image units, got {calibration.units!r}")
+        activity = values * (per_value * decay)
+        details = {"units": calibration.units}
+        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum()), details)
+
+    if not (calibration.administered_activity_bq > 0 and math.isfinite(calibration.administered_activity_bq)):
+        raise SIRTInputError(f"administered activity must be positive, got {calibration.administered_activity_bq!r} Bq")
+    _check_fraction(calibration.lung_shunt_fraction, "lung shunt fraction")
+    _check_fraction(calibration.residual_fraction, "residual fraction")
+    if calibration.lungs_in_voi and calibration.lung_shunt_fraction > 0:
+        raise SIRTInputError("the lungs are in the calibration VOI, so the lung shunt is in the counts: do not also give a lung shunt fraction")
+    if voi_weights is None:
+        raise SIRTInputError("relative calibration needs a calibration VOI")
+    voi_counts = float(np.sum(values * voi_weights, dtype=np.float64))
+    if not voi_counts > 0:
+        raise SIRTInputError(f"the calibration VOI ({' + '.join(calibration.calibration_voi)}) contains no counts")
+    target_bq = calibration.administered_activity_bq * (1 - calibration.residual_fraction) * (1 - calibration.lung_shunt_fraction)
+    per_value = target_bq / voi_counts
+    activity = values * per_value
+    details = {
+        "calibration_voi": list(calibration.calibration_voi),
+        "voi_counts": voi_counts,
+        "activity_in_voi_bq": target_bq,
+        "lungs_in_voi": calibration.lungs_in_voi,
+    }
+    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum()), details)
+
+
+def time_integrated_activity_bq_s(activity_at_implant_bq: np.ndarray, nuclide: Radionuclide) -> np.ndarray:
+    """Ã = ∫_0^∞ A(t0)·e^(−λt) dt = A(t0)/λ (Bq·s): permanent implant, physical decay only."""
+    return activity_at_implant_bq / nuclide.decay_constant_per_s

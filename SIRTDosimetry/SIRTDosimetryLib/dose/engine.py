@@ -1,0 +1,211 @@
+"""The dose engine: activity image + segmentation + parameters → dose, BED and EQD2 maps.
+
+This is the one entry point used by the command line (``sirt dose``) and by the Slicer logic;
+it works on SimpleITK images and returns images on the activity grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import SIRTInputError
+from ..io.segmentations import Segmentation
+from ..io.volumes import ActivityImage, voxel_volume_ml
+from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, Radionuclide, check_density, radionuclide
+from ..structures import PartialVoxelMode, Structure, map_segments
+from .calibration import Calibration, CalibrationReport, RelativeCalibration, calibrate, time_integrated_activity_bq_s
+from .ldm import ldm_dose_gy
+from .radiobiology import LQParameters, bed_gy, eqd2_gy
+
+DoseMethod = Literal["ldm", "vsv"]
+
+
+@dataclass(frozen=True)
+class DoseParameters:
+    calibration: Calibration
+    method: DoseMethod = "ldm"
+    radionuclide: str = "y90"
+    half_life_h: float | None = None  # None: the nuclide's default (64.1 h for 90Y)
+    density_g_per_ml: float = DENSITY_SOFT_TISSUE_G_PER_ML
+    segment_densities_g_per_ml: dict[str, float] = field(default_factory=dict)  # e.g. {"lungs": 0.3}
+    kernel: Literal["auto", "lanconelli", "dpk"] = "auto"
+    partial_voxels: PartialVoxelMode = "fraction"
+    clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
+    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
+    segments: tuple[str, ...] | None = None  # None: every segment
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """Per-segment numbers on the activity grid; units in the names."""
+
+    name: str
+    volume_ml: float
+    contoured_volume_ml: float
+    mass_g: float
+    activity_bq: float
+    dose_mean_gy: float
+    dose_min_gy: float
+    dose_max_gy: float
+    image_value_sum: float
+    bed_mean_gy: float | None = None
+    bed_min_gy: float | None = None
+    bed_max_gy: float | None = None
+    eqd2_mean_gy: float | None = None
+    lq_parameters: LQParameters | None = None
+
+
+@dataclass
+class DoseResult:
+    dose_gy: sitk.Image  # float32 on the activity grid
+    bed_gy: sitk.Image | None  # NaN where no structure has LQ parameters
+    eqd2_gy: sitk.Image | None
+    structures: dict[str, Structure]
+    segments: list[SegmentSummary]
+    calibration: CalibrationReport
+    nuclide: Radionuclide
+    kernel_source: str | None
+    invalid_voxels: dict[str, int]
+    warnings: list[str]
+
+
+def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
+    """Refuse (or, if asked, zero) negative and NaN/infinite voxels; return a copy and the counts."""
+    nonfinite = ~np.isfinite(values)
+    negative = values < 0  # NaN compares False
+    counts = {"negative": int(negative.sum()), "non_finite": int(nonfinite.sum())}
+    if counts["negative"] or counts["non_finite"]:
+        if not clamp:
+            raise SIRTInputError(
+                f"the activity image has {counts['negative']} negative and {counts['non_finite']} NaN/infinite voxels; "
+                "pass --clamp-negative (clamp_invalid=True) to set them to zero"
+            )
+        values = np.where(negative | nonfinite, 0.0, values)
+    return values, counts
+
+
+def density_map(
+    shape: tuple[int, ...], default_g_per_ml: float, overrides: dict[str, float], structures: dict[str, Structure]
+) -> np.ndarray | float:
+    """Mass density per voxel: the default, replaced in voxels at least half inside an overriding segment."""
+    check_density(default_g_per_ml, "tissue density")
+    if not overrides:
+        return default_g_per_ml
+    density = np.full(shape, default_g_per_ml, dtype=np.float64)
+    for name, value in overrides.items():
+        if name not in structures:
+            raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
+        density[structures[name].weights >= 0.5] = check_density(value, f"density of {name!r}")
+    return density
+
+
+def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    image.CopyInformation(reference)
+    return image
+
+
+def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    inside = weights > 0
+    w = weights[inside].astype(np.float64)
+    v = values[inside].astype(np.float64)
+    return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
+
+
+def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: DoseParameters) -> DoseResult:
+    """Compute the absorbed dose map and per-segment summary. Inputs are not modified."""
+    nuclide = radionuclide(params.radionuclide, params.half_life_h)
+    reference = activity.image
+    voxel_ml = voxel_volume_ml(reference)
+    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float64), params.clamp_invalid)
+
+    wanted = list(params.segments) if params.segments is not None else segmentation.names
+    voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
+    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    structures = map_segments(segmentation, reference, needed, params.partial_voxels)
+    warnings = [
+        f"segment {s.name!r}: {100 * (1 - s.coverage):.1f} % of its contoured volume lies outside the activity image"
+        for s in structures.values()
+        if s.coverage < 0.98
+    ]
+
+    voi_weights = None
+    if voi:
+        voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
+    activity_bq, report = calibrate(values, voxel_ml, params.calibration, nuclide, voi_weights)
+    tia = time_integrated_activity_bq_s(activity_bq, nuclide)
+    density = density_map(values.shape, params.density_g_per_ml, params.segment_densities_g_per_ml, structures)
+
+    kernel_source = None
+    if params.method == "ldm":
+        dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
+    elif params.method == "vsv":
+        from .kernels import kernel_for_grid
+        from .vsv import vsv_dose_gy
+
+        if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
+            raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
+        kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
+        kernel_source = kernel.source
+        dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
+        if not np.isscalar(density) or density != kernel.density_g_per_ml:
+            # First-order density correction of VSV: D * rho_kernel / rho_voxel (Dieudonne et al., J Nucl Med 2013;54:236).
+            dose = (dose * (kernel.density_g_per_ml / density)).astype(np.float32)
+    else:
+        raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
+
+    bed_map = eqd2_map = None
+    if params.radiobiology:
+        bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
+        eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
+        for name, lq in params.radiobiology.items():  # later entries win where structures overlap
+            inside = structures[name].weights >= 0.5
+            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
+            bed_map[inside] = bed
+            eqd2_map[inside] = eqd2_gy(bed, lq)
+
+    density_array = np.broadcast_to(np.asarray(density, dtype=np.float64), dose.shape)
+    summaries = []
+    for name in wanted:
+        s = structures[name]
+        w = s.weights
+        mean, low, high = _weighted_stats(dose, w)
+        extra = {}
+        if name in params.radiobiology:
+            lq = params.radiobiology[name]
+            bed = bed_gy(dose, lq, nuclide.half_life_h)
+            bed_mean, bed_low, bed_high = _weighted_stats(bed, w)
+            extra = dict(
+                bed_mean_gy=bed_mean, bed_min_gy=bed_low, bed_max_gy=bed_high,
+                eqd2_mean_gy=float(eqd2_gy(bed_mean, lq)), lq_parameters=lq,
+            )
+        summaries.append(
+            SegmentSummary(
+                name=name,
+                volume_ml=s.mapped_volume_ml,
+                contoured_volume_ml=s.contoured_volume_ml,
+                mass_g=float(np.sum(w * density_array, dtype=np.float64) * voxel_ml),
+                activity_bq=float(np.sum(w * activity_bq, dtype=np.float64)),
+                dose_mean_gy=mean,
+                dose_min_gy=low,
+                dose_max_gy=high,
+                image_value_sum=float(np.sum(w * values, dtype=np.float64)),
+                **extra,
+            )
+        )
+    return DoseResult(
+        dose_gy=_image_like(dose, reference),
+        bed_gy=_image_like(bed_map, reference) if bed_map is not None else None,
+        eqd2_gy=_image_like(eqd2_map, reference) if eqd2_map is not None else None,
+        structures=structures,
+        segments=summaries,
+        calibration=report,
+        nuclide=nuclide,
+        kernel_source=kernel_source,
+        invalid_voxels=invalid,
+        warnings=warnings,
+    )
