@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -142,8 +141,6 @@ def run_dose(
 ) -> tuple[DoseResult, dict]:
     """Read, compute and write; returns the result and the summary written."""
     activity = read_activity_image(activity_path, units)
-    if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
-        params = _with_units(params, activity.units)
     segmentation = read_segmentation(segmentation_path, label_names)
     result = compute_dose(activity, segmentation, params)
     outputs = {"dose_gy": "dose_gy.nrrd"}
@@ -156,12 +153,6 @@ def run_dose(
         writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
     commit_outputs(output, writers, inputs=[activity_path, segmentation_path], overwrite=overwrite)
     return result, summary
-
-
-def _with_units(params: DoseParameters, units: str | None) -> DoseParameters:
-    if units is None:
-        raise SIRTInputError(f"absolute calibration needs the image units: pass --units ({', '.join(KNOWN_UNITS)})")
-    return replace(params, calibration=replace(params.calibration, units=units))
 
 
 def run(args: argparse.Namespace) -> int:

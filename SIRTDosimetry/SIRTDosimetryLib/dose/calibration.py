@@ -20,7 +20,7 @@ physical decay constant only (no biological clearance).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..nuclides import Radionuclide
 
 @dataclass(frozen=True)
 class AbsoluteCalibration:
-    units: str  # "bq_per_ml", "kbq_per_ml", "mbq_per_ml", or "counts" with a camera factor
+    units: str | None  # "bq_per_ml", "kbq_per_ml", "mbq_per_ml", "counts" (with a camera factor); None: the image's own
     administration_time: datetime | None = None
     scan_time: datetime | None = None
     camera_factor_cps_per_mbq: float | None = None
@@ -64,6 +64,28 @@ class CalibrationReport:
     decay_factor: float  # A(t0)/A(scan); 1 when no times were given
     total_activity_in_image_bq: float
     details: dict = field(default_factory=dict)
+
+
+def with_dicom_timing(calibration: AbsoluteCalibration, info) -> tuple[AbsoluteCalibration, list[str]]:
+    """Fill what the user left out of an absolute calibration from DICOM metadata (``io.dicom.DicomActivityInfo``).
+
+    Times the user gave always win. Values decay-corrected to the administration (ADMIN) are already
+    activity at implantation. Otherwise the decay-correction reference time (START: series time; NONE:
+    acquisition start) is the scan time. Returns the calibration and the warnings to report.
+    """
+    warnings = []
+    if calibration.units == "counts" and calibration.acquisition_duration_s is None and info.acquisition_duration_s:
+        calibration = replace(calibration, acquisition_duration_s=info.acquisition_duration_s)
+    if calibration.administration_time is not None or calibration.scan_time is not None:
+        return calibration, warnings
+    if info.decay_correction == "ADMIN":
+        return calibration, warnings
+    if info.administration_datetime is not None and info.decay_correction_datetime is not None:
+        if info.decay_correction == "NONE":
+            warnings.append("DICOM values are not decay-corrected: taken as activity at the acquisition start")
+        return replace(calibration, administration_time=info.administration_datetime, scan_time=info.decay_correction_datetime), warnings
+    warnings.append("the DICOM series lacks administration or reference times: the image is taken as activity at implantation")
+    return calibration, warnings
 
 
 def _check_fraction(value: float, what: str) -> None:
@@ -113,7 +135,11 @@ def calibrate(
         else:
             raise SIRTInputError(f"absolute calibration needs known image units, got {calibration.units!r}")
         activity = values * (per_value * decay)
-        details = {"units": calibration.units}
+        details = {
+            "units": calibration.units,
+            "administration_time": calibration.administration_time.isoformat() if calibration.administration_time else None,
+            "scan_time": calibration.scan_time.isoformat() if calibration.scan_time else None,
+        }
         return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum()), details)
 
     if not (calibration.administered_activity_bq > 0 and math.isfinite(calibration.administered_activity_bq)):

@@ -6,7 +6,7 @@ it works on SimpleITK images and returns images on the activity grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -14,10 +14,18 @@ import SimpleITK as sitk
 
 from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
-from ..io.volumes import ActivityImage, voxel_volume_ml
+from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, Radionuclide, check_density, radionuclide
 from ..structures import PartialVoxelMode, Structure, map_segments
-from .calibration import Calibration, CalibrationReport, RelativeCalibration, calibrate, time_integrated_activity_bq_s
+from .calibration import (
+    AbsoluteCalibration,
+    Calibration,
+    CalibrationReport,
+    RelativeCalibration,
+    calibrate,
+    time_integrated_activity_bq_s,
+    with_dicom_timing,
+)
 from .ldm import ldm_dose_gy
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
@@ -133,10 +141,20 @@ def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: Do
         if s.coverage < 0.98
     ]
 
+    calibration = params.calibration
+    if isinstance(calibration, AbsoluteCalibration):
+        if calibration.units is None:
+            if activity.units is None:
+                raise SIRTInputError(f"absolute calibration needs the image units ({', '.join(KNOWN_UNITS)})")
+            calibration = replace(calibration, units=activity.units)
+        if activity.dicom is not None:
+            calibration, dicom_warnings = with_dicom_timing(calibration, activity.dicom)
+            warnings += dicom_warnings
+
     voi_weights = None
     if voi:
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
-    activity_bq, report = calibrate(values, voxel_ml, params.calibration, nuclide, voi_weights)
+    activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
     tia = time_integrated_activity_bq_s(activity_bq, nuclide)
     density = density_map(values.shape, params.density_g_per_ml, params.segment_densities_g_per_ml, structures)
 
