@@ -79,3 +79,16 @@ def test_engine_total_energy_balance_ldm(patient1_paths):
     dose = sitk.GetArrayFromImage(result.dose_gy).astype(np.float64)
     energy_j = np.sum(dose) * 1.03 * voxel_volume_ml(activity.image) * 1e-3
     assert energy_j == pytest.approx(Y90.energy_per_activity_j_per_gbq * result.calibration.total_activity_in_image_bq / 1e9, rel=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
+def test_nifti_and_mha_give_the_same_dose_as_nrrd(tmp_path, patient1_paths, suffix):
+    pet, seg_path = patient1_paths
+    converted = tmp_path / f"pet{suffix}"
+    sitk.WriteImage(sitk.ReadImage(str(pet)), str(converted))
+    seg = read_segmentation(seg_path)
+    params = DoseParameters(AbsoluteCalibration("bq_per_ml"), segments=("Tumor 1",))
+    reference = compute_dose(read_activity_image(pet, "bq_per_ml"), seg, params)
+    other = compute_dose(read_activity_image(converted, "bq_per_ml"), seg, params)
+    assert other.segments[0].dose_mean_gy == pytest.approx(reference.segments[0].dose_mean_gy, rel=1e-6)
+    np.testing.assert_allclose(other.dose_gy.GetOrigin(), reference.dose_gy.GetOrigin(), atol=1e-4)
