@@ -163,16 +163,14 @@ def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: Do
         dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
     elif params.method == "vsv":
         from .kernels import kernel_for_grid
-        from .vsv import vsv_dose_gy
+        from .vsv import density_corrected, vsv_dose_gy
 
         if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
             raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
         dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
-        if not np.isscalar(density) or density != kernel.density_g_per_ml:
-            # First-order density correction of VSV: D * rho_kernel / rho_voxel (Dieudonne et al., J Nucl Med 2013;54:236).
-            dose = (dose * (kernel.density_g_per_ml / density)).astype(np.float32)
+        dose = density_corrected(dose, density, kernel.density_g_per_ml)
     else:
         raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
 
