@@ -39,7 +39,7 @@ def test_dicom_pet_is_decay_corrected_to_implantation(tmp_path):
     elapsed_h = (datetime(2024, 3, 12, 10, 15) - datetime(2024, 3, 11, 14, 30)).total_seconds() / 3600
     factor = math.exp(math.log(2) * elapsed_h / 64.1)
     assert result.calibration.decay_factor == pytest.approx(factor)
-    expected_total = values.sum() * voxel_volume_ml(activity.image) * factor
+    expected_total = values.sum() * voxel_volume_ml(activity.image.GetSpacing()) * factor
     assert result.calibration.total_activity_in_image_bq == pytest.approx(expected_total)
     assert result.calibration.details["scan_time"] == "2024-03-12T10:15:00"
 
@@ -77,7 +77,7 @@ def test_engine_total_energy_balance_ldm(patient1_paths):
     activity = read_activity_image(pet, "bq_per_ml")
     result = compute_dose(activity, read_segmentation(seg_path), DoseParameters(AbsoluteCalibration("bq_per_ml"), segments=("Liver",)))
     dose = sitk.GetArrayFromImage(result.dose_gy).astype(np.float64)
-    energy_j = np.sum(dose) * 1.03 * voxel_volume_ml(activity.image) * 1e-3
+    energy_j = np.sum(dose) * 1.03 * voxel_volume_ml(activity.image.GetSpacing()) * 1e-3
     assert energy_j == pytest.approx(Y90.energy_per_activity_j_per_gbq * result.calibration.total_activity_in_image_bq / 1e9, rel=1e-5)
 
 

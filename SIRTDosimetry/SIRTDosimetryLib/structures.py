@@ -27,6 +27,7 @@ import SimpleITK as sitk
 
 from .errors import SIRTInputError
 from .io.segmentations import Segmentation
+from .io.volumes import voxel_volume_ml
 
 PartialVoxelMode = Literal["fraction", "center", "majority"]
 PARTIAL_VOXEL_MODES: tuple[str, ...] = ("fraction", "center", "majority")
@@ -53,10 +54,6 @@ class Structure:
     def mask(self) -> np.ndarray:
         """Voxels with any weight."""
         return self.weights > 0
-
-
-def _voxel_volume_ml(image: sitk.Image) -> float:
-    return float(np.prod(image.GetSpacing())) / 1000.0
 
 
 def _index_bbox(layer: sitk.Image, reference: sitk.Image) -> tuple[np.ndarray, np.ndarray] | None:
@@ -114,11 +111,11 @@ def map_segments(
     wanted = [segmentation.segment(n) for n in (names if names is not None else segmentation.names)]
     s = 1 if mode == "center" else supersampling
     shape = reference.GetSize()[::-1]
-    voxel_ml = _voxel_volume_ml(reference)
+    voxel_ml = voxel_volume_ml(reference.GetSpacing())
     result: dict[str, Structure] = {}
     for layer_index in sorted({seg.layer for seg in wanted}):
         layer = segmentation.layers[layer_index]
-        layer_voxel_ml = _voxel_volume_ml(layer)
+        layer_voxel_ml = voxel_volume_ml(layer.GetSpacing())
         layer_array = sitk.GetArrayViewFromImage(layer)
         bbox = _index_bbox(layer, reference)
         samples = _sample_layer(layer, reference, *bbox, s) if bbox is not None else None

@@ -128,7 +128,7 @@ def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: Do
     """Compute the absorbed dose map and per-segment summary. Inputs are not modified."""
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
-    voxel_ml = voxel_volume_ml(reference)
+    voxel_ml = voxel_volume_ml(reference.GetSpacing())
     values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float64), params.clamp_invalid)
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SIRTInputError
+from ..io.volumes import voxel_volume_ml
 from ..nuclides import MEV_TO_J, check_density
 
 _KERNEL_DIR = Path(__file__).resolve().parent.parent / "data" / "kernels"
@@ -201,11 +202,6 @@ def _as_float(value: object, what: str) -> float:
 
 def _check_density(density_g_per_ml: object) -> float:
     return check_density(_as_float(density_g_per_ml, "density (g/mL)"))
-
-
-def voxel_volume_ml(spacing_mm: tuple[float, float, float]) -> float:
-    """V = a_x·a_y·a_z, converted from mm^3 to mL."""
-    return spacing_mm[0] * spacing_mm[1] * spacing_mm[2] * 1e-3
 
 
 def _mev_to_mgy_per_mbq_s(spacing_mm: tuple[float, float, float], density_g_per_ml: float) -> float:

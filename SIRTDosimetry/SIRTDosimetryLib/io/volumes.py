@@ -75,7 +75,6 @@ def read_activity_image(path: str | Path, units: str | None = None) -> ActivityI
     return ActivityImage(read_image(path), units, str(path))
 
 
-def voxel_volume_ml(image: sitk.Image) -> float:
-    """Volume of one voxel in mL (spacing in mm)."""
-    sx, sy, sz = image.GetSpacing()
-    return sx * sy * sz / 1000.0
+def voxel_volume_ml(spacing_mm: tuple[float, float, float]) -> float:
+    """Volume of one voxel in mL: a_x·a_y·a_z with the spacing in mm."""
+    return spacing_mm[0] * spacing_mm[1] * spacing_mm[2] * 1e-3
