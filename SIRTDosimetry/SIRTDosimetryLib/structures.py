@@ -78,15 +78,27 @@ def _index_bbox(layer: sitk.Image, reference: sitk.Image) -> tuple[np.ndarray, n
     return start, stop
 
 
-def _sample_layer(layer: sitk.Image, reference: sitk.Image, start: np.ndarray, stop: np.ndarray, s: int) -> np.ndarray:
-    """Labels of ``layer`` at s³ points per reference voxel in [start, stop), array (z, y, x, s³)."""
+def sample_in_voxels(
+    image: sitk.Image,
+    reference: sitk.Image,
+    start: np.ndarray,
+    stop: np.ndarray,
+    s: int,
+    interpolator: int = sitk.sitkNearestNeighbor,
+    default_value: float = 0.0,
+) -> np.ndarray:
+    """Values of ``image`` at s³ points spread regularly inside each ``reference`` voxel in [start, stop).
+
+    Returns an array (z, y, x, s³) in the pixel type of ``image``; points outside ``image`` get
+    ``default_value``. Sampling is done by SimpleITK in physical space.
+    """
     spacing = np.asarray(reference.GetSpacing())
     offset = (1.0 - s) / (2.0 * s)  # continuous index of the first sub-point in voxel `start`
     grid = sitk.Image([int(n) * s for n in stop - start], sitk.sitkUInt8)
     grid.SetSpacing((spacing / s).tolist())
     grid.SetDirection(reference.GetDirection())
     grid.SetOrigin(reference.TransformContinuousIndexToPhysicalPoint((start + offset).tolist()))
-    sampled = sitk.Resample(layer, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, layer.GetPixelID())
+    sampled = sitk.Resample(image, grid, sitk.Transform(), interpolator, default_value, image.GetPixelID())
     nz, ny, nx = (stop - start)[::-1]
     blocks = sitk.GetArrayFromImage(sampled).reshape(nz, s, ny, s, nx, s)
     return blocks.transpose(0, 2, 4, 1, 3, 5).reshape(nz, ny, nx, s**3)
@@ -118,7 +130,7 @@ def map_segments(
         layer_voxel_ml = voxel_volume_ml(layer.GetSpacing())
         layer_array = sitk.GetArrayViewFromImage(layer)
         bbox = _index_bbox(layer, reference)
-        samples = _sample_layer(layer, reference, *bbox, s) if bbox is not None else None
+        samples = sample_in_voxels(layer, reference, *bbox, s) if bbox is not None else None
         for seg in (w for w in wanted if w.layer == layer_index):
             contoured_ml = float(np.count_nonzero(layer_array == seg.label_value)) * layer_voxel_ml
             if contoured_ml == 0:

@@ -8,12 +8,13 @@ from functools import partial
 from pathlib import Path
 
 from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
+from ..dose.density import read_hu_density_table
 from ..dose.engine import DoseParameters, DoseResult, compute_dose
 from ..dose.radiobiology import PRESETS, LQParameters
 from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
-from ..io.volumes import KNOWN_UNITS, read_activity_image
+from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
@@ -36,6 +37,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
     p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help="tissue density g/mL (default 1.03)")
     p.add_argument("--segment-density", action="append", default=[], metavar="NAME=G_PER_ML", help="density inside a segment, e.g. lungs=0.3")
+    p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
+    p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
     p.add_argument("--segments", help="comma-separated segments to report (default all)")
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
@@ -126,6 +129,7 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         partial_voxels=args.partial_voxels,
         clamp_invalid=args.clamp_negative,
         radiobiology=parse_lq(args.bed_params),
+        hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
         segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
     )
 
@@ -138,27 +142,30 @@ def run_dose(
     units: str | None = None,
     label_names: dict[int, str] | None = None,
     overwrite: bool = False,
+    ct_path: Path | None = None,
 ) -> tuple[DoseResult, dict]:
     """Read, compute and write; returns the result and the summary written."""
     activity = read_activity_image(activity_path, units)
+    ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
-    result = compute_dose(activity, segmentation, params)
+    result = compute_dose(activity, segmentation, params, ct)
     outputs = {"dose_gy": "dose_gy.nrrd"}
     if result.bed_gy is not None:
         outputs |= {"bed_gy": "bed_gy.nrrd", "eqd2_gy": "eqd2_gy.nrrd"}
-    inputs = {"activity": activity_path, "segmentation": segmentation_path}
+    inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
+              "hu_density_table": params.hu_density_table.source if params.hu_density_table else None}
     summary = dose_summary(result, params, inputs, outputs)
     writers = {"dose_gy.nrrd": partial(write_image, result.dose_gy), "summary.json": partial(write_json, summary)}
     if result.bed_gy is not None:
         writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
-    commit_outputs(output, writers, inputs=[activity_path, segmentation_path], overwrite=overwrite)
+    commit_outputs(output, writers, inputs=[p for p in inputs.values() if p is not None], overwrite=overwrite)
     return result, summary
 
 
 def run(args: argparse.Namespace) -> int:
     params = parameters_from_args(args)
     labels = {int(_float(v, "label value")): n for v, n in _pairs(args.labels, "--labels")}
-    result, _ = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite)
+    result, _ = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
     print(format_table(result))
     for warning in result.warnings:
         print(f"warning: {warning}")

@@ -26,6 +26,7 @@ from .calibration import (
     time_integrated_activity_bq_s,
     with_dicom_timing,
 )
+from .density import HUDensityTable, density_from_ct
 from .ldm import ldm_dose_gy
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
@@ -43,6 +44,7 @@ class DoseParameters:
     kernel: Literal["auto", "lanconelli", "dpk"] = "auto"
     partial_voxels: PartialVoxelMode = "fraction"
     clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
+    hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
     radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
     segments: tuple[str, ...] | None = None  # None: every segment
 
@@ -97,13 +99,13 @@ def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dic
 
 
 def density_map(
-    shape: tuple[int, ...], default_g_per_ml: float, overrides: dict[str, float], structures: dict[str, Structure]
+    shape: tuple[int, ...], base_g_per_ml: float | np.ndarray, overrides: dict[str, float], structures: dict[str, Structure]
 ) -> np.ndarray | float:
-    """Mass density per voxel: the default, replaced in voxels at least half inside an overriding segment."""
-    check_density(default_g_per_ml, "tissue density")
+    """Mass density per voxel: the base (one value or a CT-derived map), replaced in voxels at least half
+    inside a segment given its own density."""
     if not overrides:
-        return default_g_per_ml
-    density = np.full(shape, default_g_per_ml, dtype=np.float64)
+        return base_g_per_ml
+    density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float64)
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
@@ -124,8 +126,13 @@ def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, flo
     return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
 
 
-def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: DoseParameters) -> DoseResult:
-    """Compute the absorbed dose map and per-segment summary. Inputs are not modified."""
+def compute_dose(
+    activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
+) -> DoseResult:
+    """Compute the absorbed dose map and per-segment summary. Inputs are not modified.
+
+    ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
+    """
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
@@ -156,7 +163,11 @@ def compute_dose(activity: ActivityImage, segmentation: Segmentation, params: Do
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
     activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
     tia = time_integrated_activity_bq_s(activity_bq, nuclide)
-    density = density_map(values.shape, params.density_g_per_ml, params.segment_densities_g_per_ml, structures)
+    check_density(params.density_g_per_ml, "tissue density")
+    if (ct is None) != (params.hu_density_table is None):
+        raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
+    base = params.density_g_per_ml if ct is None else density_from_ct(ct, reference, params.hu_density_table)
+    density = density_map(values.shape, base, params.segment_densities_g_per_ml, structures)
 
     kernel_source = None
     if params.method == "ldm":
