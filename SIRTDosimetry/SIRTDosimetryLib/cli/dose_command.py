@@ -10,7 +10,7 @@ from pathlib import Path
 from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
 from ..dose.density import read_hu_density_table
 from ..dose.engine import DoseParameters, DoseResult, compute_dose
-from ..dose.radiobiology import PRESETS, LQParameters
+from ..dose.radiobiology import PRESETS
 from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
@@ -18,6 +18,7 @@ from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
+from .arguments import label_names, pairs, parse_lq, to_float
 
 
 def add_parser(subparsers) -> None:
@@ -67,36 +68,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        name, sep, value = item.rpartition("=")
-        if not sep or not name or not value:
-            raise SIRTInputError(f"{what} must look like NAME=VALUE, got {item!r}")
-        pairs.append((name, value))
-    return pairs
-
-
-def _float(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise SIRTInputError(f"{what}: {text!r} is not a number") from None
-
-
-def parse_lq(items: list[str]) -> dict[str, LQParameters]:
-    result = {}
-    for name, value in _pairs(items, "--bed-params"):
-        if value in PRESETS:
-            result[name] = PRESETS[value]
-        else:
-            parts = value.split(",")
-            if len(parts) != 2:
-                raise SIRTInputError(f"--bed-params {name}: give a preset ({', '.join(PRESETS)}) or 'alpha_beta_gy,t_rep_h'")
-            result[name] = LQParameters(_float(parts[0], "alpha/beta"), _float(parts[1], "repair half-time"))
-    return result
-
-
 def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
     if args.mode == "absolute":
         if args.administered_activity_gbq is not None:
@@ -124,7 +95,7 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         radionuclide=args.radionuclide,
         half_life_h=args.half_life_h,
         density_g_per_ml=args.density,
-        segment_densities_g_per_ml={n: _float(v, f"density of {n}") for n, v in _pairs(args.segment_density, "--segment-density")},
+        segment_densities_g_per_ml={n: to_float(v, f"density of {n}") for n, v in pairs(args.segment_density, "--segment-density")},
         kernel=args.kernel,
         partial_voxels=args.partial_voxels,
         clamp_invalid=args.clamp_negative,
@@ -164,7 +135,7 @@ def run_dose(
 
 def run(args: argparse.Namespace) -> int:
     params = parameters_from_args(args)
-    labels = {int(_float(v, "label value")): n for v, n in _pairs(args.labels, "--labels")}
+    labels = label_names(args.labels)
     result, _ = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
     print(format_table(result))
     for warning in result.warnings:
