@@ -215,3 +215,20 @@ def test_console_script_reports_without_traceback(tmp_path, patient1_paths):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "segment 'Nope' not found" in proc.stderr
+
+
+def test_cli_writes_a_slicer_scene(tmp_path, patient2_paths):
+    """``sirt dose --scene out.mrb``: the scene file is written and reopens with the dose volume and segments."""
+    from SIRTDosimetryLib.mrml.scene import read_scene
+
+    spect, seg = patient2_paths
+    scene_path = tmp_path / "case.mrb"
+    code = run_cli("dose", "--activity", spect, "--segmentation", seg, "--mode", "relative", "--administered-activity-gbq", "1.5",
+                   "--clamp-negative", "--segments", "liver,Tumor 1", "--output", tmp_path / "o", "--scene", scene_path)
+    assert code == 0
+    scene = read_scene(scene_path).scene
+    volumes = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    assert any("dose" in v.GetName().lower() for v in volumes)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") >= 1
+    assert run_cli("dose", "--activity", spect, "--segmentation", seg, "--mode", "relative", "--administered-activity-gbq", "1.5",
+                   "--clamp-negative", "--output", tmp_path / "o2", "--scene", scene_path) == 2  # never overwritten

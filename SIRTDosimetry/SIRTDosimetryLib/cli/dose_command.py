@@ -44,6 +44,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--segments", help="comma-separated segments to report (default all)")
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
+    p.add_argument(
+        "--scene", type=Path,
+        help="also save a Slicer scene (.mrb, or .mrml + data folders) with the dose overlay, segments, tables and DVH (needs slicer-core)",
+    )
     a = p.add_argument_group("absolute calibration")
     a.add_argument("--units", choices=KNOWN_UNITS, help="image units (DICOM: read from the file)")
     a.add_argument("--administration-time", type=datetime.fromisoformat, help="ISO 8601, e.g. 2024-05-02T10:30")
@@ -136,7 +140,14 @@ def run_dose(
 def run(args: argparse.Namespace) -> int:
     params = parameters_from_args(args)
     labels = label_names(args.labels)
-    result, _ = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
+    if args.scene:  # fail before computing when the scene cannot be written
+        from ..mrml.export import check_scene_path, save_dose_scene  # needs slicer-core: imported only when asked for
+
+        check_scene_path(args.scene, args.overwrite, inputs=[args.activity, args.segmentation, args.ct])
+    result, summary = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
+    if args.scene:
+        save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
+                        units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
     for warning in result.warnings:
         print(f"warning: {warning}")

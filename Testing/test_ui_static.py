@@ -1,0 +1,295 @@
+"""Static checks of the Slicer modules, which cannot run here (they need Qt and the Slicer application).
+
+The module files are parsed with ``ast``, never imported. Checked: every ``.ui`` file is Qt Designer
+XML for its module; every widget the Python code names (``self.ui.x`` and the widget-name tables) is
+in the ``.ui`` file; every ``SlicerParameterName`` is a parameter-node field of a type its widget can
+show; each module's ``CMakeLists.txt`` lists exactly the Python files and resources on disk; the
+top-level ``CMakeLists.txt`` is a complete extension description; no module installs or imports its
+heavy dependencies at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ("SIRTDosimetry", "SIRTDosiomics", "SIRTResponse")
+IGNORED_PARTS = {"__pycache__"}
+
+# Widget class -> annotation types the parameterNodeWrapper can connect it to ("enum": an Enum subclass
+# defined in the module file; "vtkMRML": a node class).
+CONNECTABLE = {
+    "qMRMLNodeComboBox": {"vtkMRML"},
+    "QComboBox": {"enum"},
+    "QCheckBox": {"bool"},
+    "QDoubleSpinBox": {"float"},
+    "QSpinBox": {"int"},
+    "QLineEdit": {"str"},
+}
+
+
+WIDGET_NAME = re.compile(r"^[a-z][A-Za-z0-9]*(Selector|SpinBox|ComboBox|CheckBox|LineEdit|Button|ProgressBar|Label)$")
+"""A string constant of this form in a module file names a widget of its .ui file."""
+
+
+def ui_path(module: str) -> Path:
+    return ROOT / module / "Resources" / "UI" / f"{module}.ui"
+
+
+def module_tree(module: str) -> ast.Module:
+    return ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+
+
+def ui_widgets(module: str) -> dict[str, ET.Element]:
+    root = ET.parse(ui_path(module)).getroot()
+    return {w.get("name"): w for w in root.iter("widget")}
+
+
+def ui_parameter_names(module: str) -> dict[str, str]:
+    """SlicerParameterName → widget class."""
+    out = {}
+    for name, widget in ui_widgets(module).items():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                out[prop.findtext("string")] = widget.get("class")
+    return out
+
+
+def wrapper_fields(tree: ast.Module) -> dict[str, ast.expr]:
+    """Fields (name → annotation) of the class decorated with ``parameterNodeWrapper``."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+            (isinstance(d, ast.Name) and d.id == "parameterNodeWrapper") for d in node.decorator_list
+        ):
+            return {s.target.id: s.annotation for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+    raise AssertionError("no @parameterNodeWrapper class")
+
+
+def enum_classes(tree: ast.Module) -> set[str]:
+    return {
+        n.name for n in tree.body
+        if isinstance(n, ast.ClassDef) and any(ast.unparse(b) in ("enum.Enum", "Enum") for b in n.bases)
+    }
+
+
+def annotation_kind(annotation: ast.expr, enums: set[str]) -> str:
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) == "Annotated":
+        annotation = annotation.slice.elts[0] if isinstance(annotation.slice, ast.Tuple) else annotation.slice
+    text = ast.unparse(annotation)
+    if text in enums:
+        return "enum"
+    if text.startswith("vtkMRML"):
+        return "vtkMRML"
+    return text
+
+
+def used_ui_names(tree: ast.Module) -> set[str]:
+    """``self.ui.<name>`` attributes, plus widget names in module-level ``*_WIDGETS`` tables."""
+    names = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "ui"
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id == "self"
+        ):
+            names.add(node.attr)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id.endswith("_WIDGETS") for t in node.targets):
+            if isinstance(node.value, ast.Dict):
+                names.update(v.value for v in node.value.values if isinstance(v, ast.Constant))
+    # widget names written as strings (loops over getattr(self.ui, name)), recognised by their suffix
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and WIDGET_NAME.match(node.value):
+            names.add(node.value)
+    # getattr(self.ui, "literal") too
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2:
+            target, name = node.args[0], node.args[1]
+            if ast.unparse(target) == "self.ui" and isinstance(name, ast.Constant):
+                names.add(name.value)
+    return names
+
+
+def cmake_list(text: str, variable: str, module: str) -> list[str]:
+    match = re.search(rf"set\(\s*{variable}\b(.*?)\)", text, re.S)
+    assert match, f"{variable} not set"
+    return [item.replace("${MODULE_NAME}", module) for item in match.group(1).split()]
+
+
+def files_on_disk(module: str) -> tuple[set[str], set[str]]:
+    base = ROOT / module
+    scripts, resources = set(), set()
+    for path in base.rglob("*"):
+        relative = path.relative_to(base)
+        if path.is_dir() or IGNORED_PARTS & set(relative.parts) or relative.as_posix() == "CMakeLists.txt":
+            continue
+        if path.suffix in (".pyc", ".pyo"):
+            continue
+        (scripts if path.suffix == ".py" else resources).add(relative.as_posix())
+    return scripts, resources
+
+
+# --- .ui files ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_file_is_qt_designer_xml_for_its_module(module):
+    root = ET.parse(ui_path(module)).getroot()
+    assert root.tag == "ui" and root.get("version") == "4.0"
+    assert root.findtext("class") == module
+    top = root.find("widget")
+    assert top.get("class") == "qMRMLWidget" and top.get("name") == module
+    names = [w.get("name") for w in root.iter("widget")]
+    assert len(names) == len(set(names)), "widget names must be unique"
+    custom = {c.findtext("class") for c in root.iter("customwidget")}
+    used_custom = {w.get("class") for w in root.iter("widget") if not w.get("class").startswith("Q")}
+    assert used_custom <= custom, f"custom widgets without a <customwidget> entry: {used_custom - custom}"
+    # every MRML widget gets the scene from the top-level qMRMLWidget
+    mrml = {w.get("name") for w in root.iter("widget") if w.get("class") in ("qMRMLNodeComboBox", "qMRMLSegmentSelectorWidget")}
+    connected = {
+        c.findtext("receiver") for c in root.iter("connection")
+        if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)" and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+    }
+    assert mrml <= connected, f"MRML widgets not connected to the scene: {mrml - connected}"
+    for widget in ("applyButton", "progressBar", "statusLabel"):
+        assert widget in names
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_widget_the_module_uses_is_in_its_ui_file(module):
+    used = used_ui_names(module_tree(module))
+    assert used, "the module uses no widget of its .ui file?"
+    missing = used - set(ui_widgets(module))
+    assert not missing, f"{module}.py uses widgets missing from {module}.ui: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_parameter_names_in_ui_are_parameter_node_fields_of_a_matching_type(module):
+    tree = module_tree(module)
+    fields = wrapper_fields(tree)
+    enums = enum_classes(tree)
+    for name, widget_class in ui_parameter_names(module).items():
+        assert name in fields, f"{module}.ui: SlicerParameterName {name!r} is not a parameter-node field"
+        kind = annotation_kind(fields[name], enums)
+        assert kind in CONNECTABLE[widget_class], f"{name}: a {widget_class} cannot show a {kind}"
+
+
+def test_dosimetry_parameter_node_holds_every_dose_setting():
+    from SIRTDosimetryLib.mrml.logic import DoseSettings
+
+    fields = wrapper_fields(module_tree("SIRTDosimetry"))
+    missing = [DoseSettings.camel_case(f) for f in DoseSettings.field_names() if DoseSettings.camel_case(f) not in fields]
+    assert not missing, f"SIRTDosimetryParameterNode lacks {missing}"
+    # Enum values in the module are the keys the engine accepts.
+    tree = module_tree("SIRTDosimetry")
+    values = {
+        n.name: {ast.literal_eval(s.value) for s in n.body if isinstance(s, ast.Assign)}
+        for n in tree.body if isinstance(n, ast.ClassDef) and n.name in enum_classes(tree)
+    }
+    from SIRTDosimetryLib.io.volumes import KNOWN_UNITS
+    from SIRTDosimetryLib.nuclides import RADIONUCLIDES
+    from SIRTDosimetryLib.structures import PARTIAL_VOXEL_MODES
+
+    assert values["ImageUnits"] == {"auto", *KNOWN_UNITS}
+    assert values["Radionuclide"] == set(RADIONUCLIDES)
+    assert values["PartialVoxels"] == set(PARTIAL_VOXEL_MODES)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_resource_paths_used_by_the_module_exist(module):
+    tree = module_tree(module)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "resourcePath":
+            relative = node.args[0].value
+            assert (ROOT / module / "Resources" / relative).is_file(), relative
+
+
+# --- module files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_file_has_the_slicer_classes_and_metadata(module):
+    tree = module_tree(module)
+    classes = {n.name: [ast.unparse(b) for b in n.bases] for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert "ScriptedLoadableModule" in classes[module]
+    assert "ScriptedLoadableModuleWidget" in classes[f"{module}Widget"]
+    assert "ScriptedLoadableModuleLogic" in classes[f"{module}Logic"]
+    assert "ScriptedLoadableModuleTest" in classes[f"{module}Test"]
+    source = (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
+    assert '"Nuclear Medicine"' in source and "helpText" in source and "acknowledgementText" in source
+    assert "References" in source and "slicer.util.loadUI" in source and "childWidgetVariables" in source
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_dependency_is_imported_or_installed_at_import_time(module):
+    """Top-level imports are Slicer's own, the standard library and the stdlib-only GUI helpers; the Lib
+    packages (which need pynrrd, scipy, pyradiomics...) are imported inside functions, after
+    ``ensureDependencies``."""
+    tree = module_tree(module)
+    allowed = {"enum", "logging", "tempfile", "typing", "qt", "ctk", "vtk", "slicer", "os", "unittest"}
+    light = {"SIRTDosimetryLib.mrml.widgets"}  # GUI helpers: standard library only
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            roots = {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots = {(node.module or "").split(".")[0]} if node.module not in light else set()
+        else:
+            continue
+        assert roots <= allowed, f"{module}.py imports {roots - allowed} at module level"
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    install_calls = [c for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr in ("pip_install", "pip_ensure")]
+    assert not install_calls, "install through SIRTDosimetryLib.mrml.dependencies.ensure_requirements (asks first)"
+    assert "ensureDependencies" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+# --- CMake ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_cmakelists_lists_every_file(module):
+    text = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(rf"set\(MODULE_NAME {module}\)", text)
+    scripts = cmake_list(text, "MODULE_PYTHON_SCRIPTS", module)
+    resources = cmake_list(text, "MODULE_PYTHON_RESOURCES", module)
+    on_disk_scripts, on_disk_resources = files_on_disk(module)
+    def lines(items):
+        return "\n".join(f"  {i.replace(module, '${MODULE_NAME}')}" for i in sorted(items))
+    assert set(scripts) == on_disk_scripts, (
+        f"{module}/CMakeLists.txt MODULE_PYTHON_SCRIPTS is out of date.\nadd:\n{lines(on_disk_scripts - set(scripts))}\n"
+        f"remove:\n{lines(set(scripts) - on_disk_scripts)}"
+    )
+    assert set(resources) == on_disk_resources, (
+        f"{module}/CMakeLists.txt MODULE_PYTHON_RESOURCES is out of date.\nadd:\n{lines(on_disk_resources - set(resources))}\n"
+        f"remove:\n{lines(set(resources) - on_disk_resources)}"
+    )
+    assert len(scripts) == len(set(scripts)) and len(resources) == len(set(resources)), "duplicated entries"
+    assert "slicerMacroBuildScriptedModule(" in text and "RESOURCES ${MODULE_PYTHON_RESOURCES}" in text
+    assert re.search(r"if\(BUILD_TESTING\).*slicer_add_python_unittest\(SCRIPT \$\{MODULE_NAME\}\.py\)", text, re.S)
+
+
+def test_top_level_cmakelists_describes_the_extension():
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"^cmake_minimum_required\(VERSION [0-9.]+", text, re.M)
+    assert re.search(r"^project\(SlicerSIRT\)", text, re.M)
+    for variable in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
+        assert re.search(rf'^set\(EXTENSION_{variable} "[^"]+"\)', text, re.M), variable
+    assert 'set(EXTENSION_CATEGORY "Nuclear Medicine")' in text
+    assert 'set(EXTENSION_DEPENDS "NA")' in text  # pyradiomics is used directly: no SlicerRadiomics at run time
+    order = [text.index(s) for s in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})")]
+    order += [text.index(f"add_subdirectory({m})") for m in MODULES]
+    order += [text.index(s) for s in ("include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})")]
+    assert order[:2] == sorted(order[:2]) and order[1] < min(order[2:5]) and max(order[2:5]) < order[5] < order[6]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_icon_is_a_128_pixel_png(module):
+    data = (ROOT / module / "Resources" / "Icons" / f"{module}.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (128, 128)
