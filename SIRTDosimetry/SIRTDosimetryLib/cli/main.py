@@ -7,11 +7,13 @@ import sys
 
 from .. import __version__
 from ..errors import SIRTInputError
+from SIRTDosiomicsLib import cli as features_command
+
 from . import demo_command, dose_command, dvh_command, plan_command
 
 EXIT_BAD_INPUT = 2
 
-SUBCOMMANDS = (dose_command, dvh_command, plan_command, demo_command)
+SUBCOMMANDS = (dose_command, dvh_command, plan_command, features_command, demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

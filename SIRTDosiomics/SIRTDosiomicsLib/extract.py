@@ -1,0 +1,656 @@
+"""The wrapper over pyradiomics' ``RadiomicsFeatureExtractor``: one image, one structure mask, one preset.
+
+Work is split so that it can run in parallel and nothing is done twice, while every number still
+comes out of ``RadiomicsFeatureExtractor.execute`` with the same image, mask and settings a plain
+pyradiomics call would use:
+
+1. **Planning** (:class:`Planner`, in the process that read the images): for each (image,
+   structure) the structure's mask on the image grid is cropped to its bounding box together with
+   the image (pyradiomics crops to the same box itself, so the values do not change), the image
+   values are clipped, and images that need resampling (CT) go through pyradiomics' own
+   ``loadImage`` (normalisation, B-spline resampling) once per structure. What leaves the planner
+   is a small :class:`Task`: two cropped arrays, their geometry and pyradiomics settings.
+2. **Extraction** (:func:`run_task`, in a worker process): rebuild the two SimpleITK images and run
+   ``execute`` with a subset of the feature classes. Each (image, structure) becomes two tasks,
+   GLCM (by far the slowest class with fine dose bins: its MCC feature is O(Ng³)) and the other
+   texture and first-order classes; shape depends on the mask and the voxel spacing only, so it is
+   one task per structure and grid, shared by the dose, BED and SPECT images on that grid.
+3. **Assembly** (:func:`assemble`): task results become named columns; a task that failed (empty,
+   one-voxel or flat masks…) leaves NaN features and a ``<prefix>_error`` message.
+
+Per-class splitting does not change values: pyradiomics computes each class independently from the
+same cropped image and mask.
+
+**Sparse MCC.** With 1 Gy bins a tumour dose map has hundreds of grey levels, and pyradiomics'
+GLCM Maximal Correlation Coefficient builds Q(i, j) = Σ_k p(i,k) p(j,k) / (p_x(i) p_y(k) + ε) with a
+dense Ng × Ng × 13 product for every k: O(Ng³), most of the time of a dose-map extraction. The GLCM
+of a dose map is sparse (neighbouring voxels have close doses, ~3 % non-zero), so
+:func:`enable_sparse_mcc` replaces that method in the worker by one that adds only the non-zero
+products, with the same operands, in the same order: every element of Q gets the same sequence of
+IEEE additions minus additions of exact zeros (x + 0.0 = x for x ≥ 0), so Q, its eigenvalues and
+MCC are bitwise identical (checked by the tests against the engine's own method). It is installed
+only when the engine's method is the exact source it was verified against
+(:data:`VERIFIED_MCC_SOURCE_SHA256`); any other pyradiomics version keeps its own method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import naming
+from .presets import (
+    FEATURE_CLASSES,
+    Preset,
+    percentile_value,
+    pyradiomics_settings,
+)
+
+TEXTURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "glcm": ("glcm",),
+    "texture": ("firstorder", "glrlm", "glszm", "gldm", "ngtdm"),
+}
+"""How the non-shape classes are split into tasks (GLCM alone: it dominates with many grey levels)."""
+
+_LOADING_SETTINGS = ("resampledPixelSpacing", "normalize", "preCrop")
+
+
+def _quiet_radiomics() -> None:
+    import radiomics
+
+    radiomics.setVerbosity(logging.ERROR)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+
+
+def feature_names(feature_class: str) -> list[str]:
+    """The non-deprecated features of a pyradiomics class (the ones it computes by default), sorted."""
+    from radiomics import getFeatureClasses
+
+    names = getFeatureClasses()[feature_class].getFeatureNames()
+    return sorted(name for name, deprecated in names.items() if not deprecated)
+
+
+def expected_columns(preset: Preset) -> list[tuple[str, str]]:
+    """(class, feature) pairs one structure gets with ``preset``, in column order (107 by default)."""
+    pairs = [(cls, name) for cls in FEATURE_CLASSES if cls in preset.classes for name in feature_names(cls)]
+    if preset.shape2d:
+        pairs += [("shape2D", name) for name in feature_names("shape2D")]
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse MCC (see the module docstring)
+
+VERIFIED_MCC_SOURCE_SHA256 = "f5c70815cff84ff8e5b6c2bb7d5c228a6dc59180874bff8d5ae368d4a74befd5"
+"""SHA-256 of ``inspect.getsource(RadiomicsGLCM.getMCCFeatureValue)`` in pyradiomics(-bhklab) 3.0.1–3.1.4."""
+
+
+def sparse_mcc_q(P: np.ndarray, px: np.ndarray, py: np.ndarray, eps: float) -> np.ndarray:
+    """pyradiomics' MCC matrix Q (shape (Nv, Ng, Ng, Na)), summing only the non-zero GLCM products.
+
+    Same operands and order as ``RadiomicsGLCM.getMCCFeatureValue``: for each k in increasing order,
+    Q[i, j] += (P[i, k] · P[j, k]) / (p_x[i] · p_y[k] + ε); terms with P[i, k] = 0 or P[j, k] = 0 are
+    exact zeros and are skipped.
+    """
+    Nv, Ng, _, Na = P.shape
+    Q = np.zeros((Nv, Ng, Ng, Na), dtype=np.result_type(P, px, py))
+    for v in range(Nv):
+        for a in range(Na):
+            Pa = P[v, :, :, a]
+            q = Q[v, :, :, a]
+            row_marginal = px[v, :, 0, a]
+            for k in range(Ng):
+                column = Pa[:, k]
+                nz = np.flatnonzero(column)
+                if nz.size == 0:
+                    continue
+                c = column[nz]
+                q[np.ix_(nz, nz)] += (c[:, None] * c[None, :]) / (row_marginal[nz] * py[v, 0, k, a] + eps)[:, None]
+    return Q
+
+
+def _sparse_getMCCFeatureValue(self):
+    Q = sparse_mcc_q(self.P_glcm, self.coefficients["px"], self.coefficients["py"], self.coefficients["eps"])
+    # From here on, pyradiomics' own code, unchanged.
+    Q_eigenValue = np.linalg.eigvals(Q.transpose((0, 3, 1, 2)))
+    Q_eigenValue.sort()
+    if Q_eigenValue.shape[2] < 2:
+        return 1  # flat region
+    MCC = np.sqrt(Q_eigenValue[:, :, -2])
+    return np.nanmean(MCC, 1).real
+
+
+_ORIGINAL_MCC: dict[str, Any] = {}
+
+
+def enable_sparse_mcc(enable: bool = True) -> bool:
+    """Install (or remove) the sparse MCC in this process; returns whether it is active.
+
+    Refuses (returns False) when the installed pyradiomics' method is not the verified source.
+    """
+    from radiomics import glcm
+
+    current = glcm.RadiomicsGLCM.getMCCFeatureValue
+    active = getattr(current, "_sirt_sparse", False)
+    if not enable:
+        if active:
+            glcm.RadiomicsGLCM.getMCCFeatureValue = _ORIGINAL_MCC["method"]
+        return False
+    if active:
+        return True
+    try:
+        source = inspect.getsource(current)
+    except (OSError, TypeError):
+        return False
+    if hashlib.sha256(source.encode()).hexdigest() != VERIFIED_MCC_SOURCE_SHA256:
+        return False
+    _ORIGINAL_MCC["method"] = current
+
+    def getMCCFeatureValue(self):  # noqa: N802 - pyradiomics' naming
+        return _sparse_getMCCFeatureValue(self)
+
+    getMCCFeatureValue.__doc__ = current.__doc__
+    getMCCFeatureValue._sirt_sparse = True
+    glcm.RadiomicsGLCM.getMCCFeatureValue = getMCCFeatureValue
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks and their execution (worker side)
+
+
+@dataclass
+class Crop:
+    """A cropped image and mask (z, y, x) with their geometry; ``image`` None means zeros (shape only)."""
+
+    mask: np.ndarray  # uint8, 1 inside
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+    image: np.ndarray | None = None  # float64
+
+    def to_sitk(self) -> tuple[sitk.Image, sitk.Image]:
+        values = self.image if self.image is not None else np.zeros(self.mask.shape, dtype=np.float64)
+        image = sitk.GetImageFromArray(values)
+        mask = sitk.GetImageFromArray(self.mask)
+        for im in (image, mask):
+            im.SetSpacing(self.spacing)
+            im.SetOrigin(self.origin)
+            im.SetDirection(self.direction)
+        return image, mask
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image | None, mask: sitk.Image) -> Crop:
+        return cls(
+            mask=sitk.GetArrayFromImage(mask).astype(np.uint8),
+            spacing=tuple(mask.GetSpacing()),
+            origin=tuple(mask.GetOrigin()),
+            direction=tuple(mask.GetDirection()),
+            image=None if image is None else sitk.GetArrayFromImage(image).astype(np.float64),
+        )
+
+
+@dataclass
+class Task:
+    """One pyradiomics call: a crop, the classes to compute and the settings."""
+
+    task_id: str
+    part: str  # "shape", "glcm" or "texture"
+    crop: Crop
+    settings: dict
+    classes: dict[str, list]  # pyradiomics enabledFeatures, e.g. {"glcm": []}
+    targets: tuple[str, ...]  # feature-set prefixes the values belong to
+    shape2d: bool = False
+    cost: float = 0.0  # estimated seconds, for longest-first scheduling
+    sparse_mcc: bool = True  # bitwise-identical fast MCC (see enable_sparse_mcc)
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    values: dict[str, float]  # "<class>_<feature>" -> value
+    error: str | None
+    seconds: float
+
+
+_EXTRACTORS: dict[str, Any] = {}
+
+
+def _extractor(settings: dict, classes: dict[str, list]):
+    import json
+
+    from radiomics import featureextractor
+
+    key = json.dumps([settings, classes], sort_keys=True, default=str)
+    if key not in _EXTRACTORS:
+        _quiet_radiomics()
+        extractor = featureextractor.RadiomicsFeatureExtractor(**settings)
+        extractor.disableAllFeatures()
+        extractor.enableFeaturesByName(**{cls: list(names) for cls, names in classes.items()})
+        _EXTRACTORS[key] = extractor
+    return _EXTRACTORS[key]
+
+
+def _largest_slice(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """The axial (z) slice with most mask voxels as 2D images (pyradiomics' shape2D needs one slice)."""
+    mask_array = sitk.GetArrayViewFromImage(mask)
+    z = int(np.argmax(mask_array.reshape(mask_array.shape[0], -1).sum(axis=1)))
+    spacing = image.GetSpacing()[:2]
+    out = []
+    for im in (image, mask):
+        slice_2d = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(im)[z])
+        slice_2d.SetSpacing(spacing)
+        out.append(slice_2d)
+    return out[0], out[1]
+
+
+def _clean_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def extract_values(image: sitk.Image, mask: sitk.Image, settings: dict, classes: dict[str, list]) -> dict[str, float]:
+    """``execute`` pyradiomics on one image/mask; returns ``{"<class>_<feature>": value}``."""
+    extractor = _extractor(settings, classes)
+    out = extractor.execute(image, mask)
+    values = {}
+    for key, value in out.items():
+        if key.startswith("diagnostics_"):
+            continue
+        cls, name = naming.from_pyradiomics(key)
+        values[f"{cls}_{name}"] = float(value)
+    return values
+
+
+def run_task(task: Task) -> TaskResult:
+    """Run one task; never raises for a bad mask or image: the message goes into ``error``."""
+    start = time.perf_counter()
+    try:
+        if "glcm" in task.classes:
+            enable_sparse_mcc(task.sparse_mcc)
+        image, mask = task.crop.to_sitk()
+        values = {}
+        shape3d = {k: v for k, v in task.classes.items() if k != "shape2D"}
+        errors = []
+        if shape3d:
+            values.update(extract_values(image, mask, task.settings, shape3d))
+        if task.shape2d:
+            try:
+                image2d, mask2d = _largest_slice(image, mask)
+                settings2d = {k: v for k, v in task.settings.items() if k not in _LOADING_SETTINGS}
+                values.update(extract_values(image2d, mask2d, settings2d, {"shape2D": []}))
+            except Exception as exc:  # the 3D classes can still be fine
+                errors.append(f"shape2D: {_clean_message(exc)}")
+        error = "; ".join(errors) or None
+    except Exception as exc:  # pyradiomics raises ValueError/AssertionError/... for degenerate input
+        values, error = {}, f"{task.part}: {_clean_message(exc)}"
+    return TaskResult(task.task_id, values, error, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (reader side)
+
+
+@dataclass
+class StructureMask:
+    """A structure on one image grid: a boolean mask (z, y, x) and its union weights, or why there is none."""
+
+    mask: np.ndarray | None
+    error: str | None = None
+    weights: np.ndarray | None = None  # float32 fraction of each voxel (union of the segments), when known
+
+
+@dataclass
+class FeatureSetInfo:
+    """What is known of one (source, image, structure) feature set before extraction."""
+
+    prefix: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    slices = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        nonzero = np.flatnonzero(mask.any(axis=other))
+        slices.append(slice(int(nonzero[0]), int(nonzero[-1]) + 1))
+    return tuple(slices)
+
+
+def _grid_key(image: sitk.Image) -> tuple:
+    return (
+        tuple(image.GetSize()),
+        tuple(round(v, 6) for v in image.GetSpacing()),
+        tuple(round(v, 4) for v in image.GetOrigin()),
+        tuple(round(v, 6) for v in image.GetDirection()),
+    )
+
+
+def _glcm_cost(grey_levels: int, voxels: int) -> float:
+    # MCC builds Ng x Ng x 13 products Ng times; measured ~2.5e-8 s per Ng^3 on one core.
+    return 2.5e-8 * grey_levels**3 + 2e-6 * voxels + 0.05
+
+
+class Planner:
+    """Turns images and structure masks into tasks and per-feature-set bookkeeping for one patient."""
+
+    def __init__(self, preset: Preset, patient_id: str = "", sparse_mcc: bool = True):
+        self.preset = preset
+        self.patient_id = patient_id
+        self.sparse_mcc = sparse_mcc
+        self.tasks: list[Task] = []
+        self.feature_sets: dict[str, FeatureSetInfo] = {}
+        self._shape_tasks: dict[tuple, Task] = {}
+        self._counter = 0
+
+    def _next_id(self, part: str) -> str:
+        self._counter += 1
+        return f"{self.patient_id}#{self._counter}:{part}"
+
+    def _clip_range(self, kind: str, source: str, structure: str, image_array: np.ndarray, cache: dict,
+                     lq_map: Callable[[float], float] | None) -> tuple[float | None, float | None]:
+        settings = self.preset.image(kind)
+        high = settings.clip_high
+        if isinstance(high, str) and high == "structure":
+            value = self.preset.upper_gy_for(kind, source, structure)
+            if value is None:
+                raise ValueError(
+                    f"no upper clip value for structure {structure!r} of {source} {kind} maps: name the structure tumour, "
+                    "npl or wnl, add it to the preset's upper_gy table, or give one value (sirt features --clip-upper)"
+                )
+            if kind == "bed" and self.preset.bed_upper_gy == "lq" and lq_map is not None:
+                value = float(lq_map(value))
+            high = value
+        elif isinstance(high, str):
+            if "percentile" not in cache:
+                cache["percentile"] = float(np.percentile(image_array, percentile_value(high)))
+            high = cache["percentile"]
+        return settings.clip_low, (None if high is None else float(high))
+
+    def add_image(
+        self,
+        source: str,
+        kind: str,
+        image: sitk.Image,
+        structures: dict[str, StructureMask],
+        transform: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+        lq_maps: dict[str, Callable[[float], float]] | None = None,
+    ) -> None:
+        """Plan the feature sets of one image for every structure.
+
+        ``structures`` maps a structure token to its mask on this image's grid. ``transform`` maps
+        a structure to a voxel-wise function applied before clipping (the BED of that structure's
+        LQ parameters); ``lq_maps`` the same function on scalars, for ``bed_upper_gy: lq``.
+        """
+        preset = self.preset
+        settings_kind = preset.image(kind)
+        needs_loading = settings_kind.resample_mm is not None or bool(preset.pyradiomics.get("normalize"))
+        image_array = sitk.GetArrayViewFromImage(image)
+        cache: dict = {}
+        grid = ("resampled", source, kind) if needs_loading else _grid_key(image)
+        for structure, smask in structures.items():
+            pfx = naming.prefix(source, kind, structure)
+            info = self.feature_sets.setdefault(pfx, FeatureSetInfo(pfx))
+            if smask.error is not None:
+                info.errors.append(smask.error)
+                continue
+            mask = smask.mask
+            if mask is None or not mask.any():
+                info.errors.append(
+                    f"structure has no voxel on the {kind} grid (mask rule: {preset.mask_mode}); it is smaller than a voxel "
+                    "or lies outside the image"
+                )
+                continue
+            try:
+                f = (transform or {}).get(structure)
+                clip = self._clip_range(kind, source, structure, image_array, cache, (lq_maps or {}).get(structure))
+                settings = pyradiomics_settings(preset, kind, clip)
+                if needs_loading:
+                    crop = self._load_and_crop(image, mask, settings, f)
+                    settings = {k: v for k, v in settings.items() if k not in _LOADING_SETTINGS}
+                else:
+                    box = _bbox(mask)
+                    values = np.asarray(image_array[box], dtype=np.float64)
+                    if f is not None:
+                        values = np.asarray(f(values), dtype=np.float64)
+                    corner = image.TransformIndexToPhysicalPoint([int(box[2].start), int(box[1].start), int(box[0].start)])
+                    crop = Crop(
+                        mask=mask[box].astype(np.uint8), spacing=tuple(image.GetSpacing()), origin=tuple(corner),
+                        direction=tuple(image.GetDirection()), image=values,
+                    )
+                    settings = {k: v for k, v in settings.items() if k != "resampledPixelSpacing"}
+                if settings_kind.range_mode == "clip" and any(v is not None for v in clip):
+                    crop.image = np.clip(crop.image, clip[0] if clip[0] is not None else -np.inf,
+                                         clip[1] if clip[1] is not None else np.inf)
+            except Exception as exc:
+                info.errors.append(_clean_message(exc))
+                continue
+            inside = crop.image[crop.mask > 0]
+            voxels = int(inside.size)
+            info.diagnostics.update(
+                VoxelNum=float(voxels),
+                ClipLow=float("nan") if clip[0] is None else float(clip[0]),
+                ClipHigh=float("nan") if clip[1] is None else float(clip[1]),
+            )
+            if voxels == 0:
+                info.errors.append("structure has no voxel left after loading/resampling")
+                continue
+            bins = np.floor(inside / settings["binWidth"])
+            grey_levels = int(np.unique(bins).size)
+            if grey_levels == 1:
+                info.warnings.append(
+                    f"no variance: all {voxels} voxels fall in one grey level ({float(inside.min()):.6g}"
+                    f"{'' if inside.min() == inside.max() else '…' + format(float(inside.max()), '.6g')}); "
+                    "texture features describe a flat region"
+                )
+            self._add_texture_tasks(info, crop, settings, voxels, grey_levels)
+            self._add_shape_task(info, crop, settings, grid, source, structure, voxels)
+
+    def _load_and_crop(self, image: sitk.Image, mask: np.ndarray, settings: dict, f) -> Crop:
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+        _quiet_radiomics()
+        mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        mask_image.CopyInformation(image)
+        values = image
+        if f is not None:
+            values = sitk.GetImageFromArray(np.asarray(f(sitk.GetArrayViewFromImage(image)), dtype=np.float64))
+            values.CopyInformation(image)
+        loaded_image, loaded_mask = RadiomicsFeatureExtractor.loadImage(values, mask_image, None, **settings)
+        crop = Crop.from_sitk(loaded_image, loaded_mask)
+        crop.mask = (crop.mask == settings.get("label", 1)).astype(np.uint8)
+        return crop
+
+    def _add_texture_tasks(self, info: FeatureSetInfo, crop: Crop, settings: dict, voxels: int, grey_levels: int) -> None:
+        for part, classes in TEXTURE_GROUPS.items():
+            wanted = {c: [] for c in classes if c in self.preset.classes}
+            if not wanted:
+                continue
+            cost = _glcm_cost(grey_levels, voxels) if part == "glcm" else 4e-6 * voxels + 0.1
+            task = Task(self._next_id(part), part, crop, settings, wanted, (info.prefix,), cost=cost,
+                        sparse_mcc=self.sparse_mcc)
+            self.tasks.append(task)
+            info.tasks.append(task.task_id)
+
+    def _add_shape_task(self, info, crop, settings, grid, source, structure, voxels) -> None:
+        if "shape" not in self.preset.classes and not self.preset.shape2d:
+            return
+        key = (grid, source, structure)
+        # Shape reads the mask and the spacing only: bin width and resegmentation do not matter.
+        shape_settings = {k: v for k, v in settings.items() if k not in ("resegmentRange", "binWidth", "binCount")}
+        existing = self._shape_tasks.get(key)
+        if existing is not None and existing.settings == shape_settings:
+            existing.targets = (*existing.targets, info.prefix)
+        else:
+            shape_crop = Crop(crop.mask, crop.spacing, crop.origin, crop.direction, image=None)
+            classes = {"shape": []} if "shape" in self.preset.classes else {}
+            task = Task(self._next_id("shape"), "shape", shape_crop, shape_settings, classes, (info.prefix,),
+                        shape2d=self.preset.shape2d, cost=5e-6 * voxels + 0.05)
+            self._shape_tasks[key] = task
+            self.tasks.append(task)
+            existing = task
+        info.tasks.append(existing.task_id)
+
+
+def assemble(preset: Preset, feature_sets: dict[str, FeatureSetInfo], results: dict[str, TaskResult]) -> dict[str, Any]:
+    """Columns for every planned feature set: 107 features (NaN if failed), error, warning, diagnostics."""
+    columns = expected_columns(preset)
+    row: dict[str, Any] = {}
+    for pfx, info in feature_sets.items():
+        values: dict[str, float] = {}
+        errors = list(info.errors)
+        for task_id in info.tasks:
+            result = results.get(task_id)
+            if result is None:
+                errors.append("not computed (worker lost)")
+                continue
+            values.update(result.values)
+            if result.error:
+                errors.append(result.error)
+        for cls, name in columns:
+            row[f"{pfx}_{cls}_{name}"] = values.get(f"{cls}_{name}", math.nan)
+        for name in ("VoxelNum", "ClipLow", "ClipHigh"):
+            row[f"{pfx}_diagnostics_{name}"] = info.diagnostics.get(name, math.nan)
+        row[f"{pfx}_error"] = "; ".join(dict.fromkeys(errors))
+        row[f"{pfx}_warning"] = "; ".join(dict.fromkeys(info.warnings))
+    return row
+
+
+def run_serial(tasks: list[Task]) -> dict[str, TaskResult]:
+    return {t.task_id: run_task(t) for t in tasks}
+
+
+# ---------------------------------------------------------------------------------------------
+# Convenience API for one image
+
+
+def masks_from_segmentation(segmentation, reference: sitk.Image, structures: dict[str, tuple[str, ...]],
+                            mask_mode: str = "majority") -> dict[str, StructureMask]:
+    """Map named segments onto ``reference`` and combine them per structure (union).
+
+    A structure whose segments cannot be mapped (absent, empty, outside the image) gets an error
+    instead of a mask; the others are unaffected.
+    """
+    from SIRTDosimetryLib.structures import map_segments
+
+    mode = "fraction" if mask_mode == "majority" else "center"
+    if all(_grid_key(layer) == _grid_key(reference) for layer in segmentation.layers):
+        # Same grid (a CT and its own segmentation): every voxel is fully in or out, so the centre
+        # rule gives exactly the majority masks, without supersampling a 512² grid 27 times.
+        mode = "center"
+    failures: dict[str, str] = {}
+    canonical: dict[str, tuple[str, ...]] = {}
+    for structure, names in structures.items():
+        found = []
+        for name in names:
+            try:
+                found.append(segmentation.segment(name).name)
+            except Exception as exc:
+                failures[name] = _clean_message(exc)
+                found.append(name)
+        canonical[structure] = tuple(found)
+    wanted = list(dict.fromkeys(n for names in canonical.values() for n in names if n not in failures))
+    mapped: dict[str, Any] = {}
+    try:
+        mapped = map_segments(segmentation, reference, wanted, mode=mode)
+    except Exception:
+        for name in wanted:  # isolate the failing segment(s)
+            try:
+                mapped.update(map_segments(segmentation, reference, [name], mode=mode))
+            except Exception as exc:
+                failures[name] = _clean_message(exc)
+    return combine_structures(canonical, {k: v.weights for k, v in mapped.items()}, failures, mask_mode)
+
+
+def combine_structures(structures: dict[str, tuple[str, ...]], weights: dict[str, np.ndarray], failures: dict[str, str],
+                       mask_mode: str = "majority") -> dict[str, StructureMask]:
+    """Structure masks from per-segment weights: union weight clip(Σw, 0, 1), then ≥ 0.5 (majority) or > 0 (center)."""
+    out: dict[str, StructureMask] = {}
+    for structure, names in structures.items():
+        bad = [failures[n] if n in failures[n] else f"{n!r}: {failures[n]}" for n in names if n in failures]
+        if bad:
+            out[structure] = StructureMask(None, "; ".join(bad))
+            continue
+        if not names:
+            out[structure] = StructureMask(None, "no segment named for this structure")
+            continue
+        union = np.clip(sum(weights[n].astype(np.float32) for n in names), 0.0, 1.0)
+        mask = union >= 0.5 if mask_mode == "majority" else union > 0
+        out[structure] = StructureMask(mask, None, union)
+    return out
+
+
+def lq_for(preset: Preset, structure: str):
+    """The LQ parameters (``LQParameters``) the preset assigns to a structure, or None."""
+    from SIRTDosimetryLib.dose.radiobiology import PRESETS, LQParameters
+
+    spec = preset.lq.get(structure)
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown LQ preset {spec!r} for {structure!r}; known: {', '.join(PRESETS)}")
+        return PRESETS[spec]
+    return LQParameters(float(spec[0]), float(spec[1]))
+
+
+def bed_functions(preset: Preset, structures, half_life_h: float):
+    """Per structure, the voxel-wise dose→BED function of its LQ parameters; structures without LQ are left out."""
+    from SIRTDosimetryLib.dose.radiobiology import bed_gy
+
+    out = {}
+    for structure in structures:
+        lq = lq_for(preset, structure)
+        if lq is not None:
+            out[structure] = (lambda values, lq=lq: bed_gy(values, lq, half_life_h))
+    return out
+
+
+def extract_image_features(
+    image: sitk.Image,
+    segmentation,
+    structures: dict[str, str | tuple[str, ...] | list[str]],
+    kind: str,
+    source: str,
+    preset: Preset | None = None,
+    half_life_h: float | None = None,
+    sparse_mcc: bool = True,
+) -> dict[str, Any]:
+    """Features of one image for each structure, serially, as ``{column: value}``.
+
+    ``segmentation`` is a :class:`SIRTDosimetryLib.io.segmentations.Segmentation` (or a dict of
+    structure → boolean mask on the image grid); ``structures`` maps a structure role (``tumour``,
+    ``npl``, ``wnl``…) to one or more segment names. For ``kind="bed"`` the image must already be
+    a BED map (``half_life_h`` only matters for ``bed_upper_gy: lq``; default 90Y).
+    """
+    from SIRTDosimetryLib.nuclides import Y90
+
+    from .presets import default_preset
+
+    preset = preset or default_preset()
+    kind = naming.image_token(kind)
+    source = naming.source_token(source)
+    roles = {naming.structure_token(k): ((v,) if isinstance(v, str) else tuple(v)) for k, v in structures.items()}
+    image = sitk.Cast(image, sitk.sitkFloat64)
+    if isinstance(segmentation, dict):
+        masks = {naming.structure_token(k): StructureMask(np.asarray(v, dtype=bool)) for k, v in segmentation.items()}
+    else:
+        masks = masks_from_segmentation(segmentation, image, roles, preset.mask_mode)
+    lq_maps = None
+    if kind == "bed":
+        lq_maps = bed_functions(preset, masks, half_life_h or Y90.half_life_h)
+    planner = Planner(preset, sparse_mcc=sparse_mcc)
+    planner.add_image(source, kind, image, masks, lq_maps=lq_maps)
+    return assemble(preset, planner.feature_sets, run_serial(planner.tasks))
