@@ -44,7 +44,10 @@ Personalised dosimetry of liver radioembolization (selective internal radiation 
 camera factor, or pre-treatment 99mTc-MAA SPECT with relative calibration) and a segmentation, it
 computes the absorbed dose map by local deposition (LDM) or voxel S-value convolution (VSV), BED and
 EQD2 maps for segments given linear-quadratic parameters, a per-segment summary table, dose-volume
-histograms and constraints. Outputs are new nodes; inputs are never modified.
+histograms and constraints. Optionally it derives the normal perfused liver, the whole normal liver
+(liver or perfused volume minus the tumours) and threshold targets (voxels above a fraction of the
+maximum activity or dose in a VOI) as segments of a new segmentation on the activity grid. Outputs are
+new nodes; inputs are never modified.
 <p>References:</p>
 <ul>
 <li>Bolch WE et al. MIRD Pamphlet No. 17: the dosimetry of nonuniform activity distributions.
@@ -129,6 +132,14 @@ class PartialVoxels(enum.Enum):
         return {"fraction": _("Covered fraction"), "center": _("Voxel centre"), "majority": _("Majority")}[self.value]
 
 
+class ThresholdImage(enum.Enum):
+    ACTIVITY = "activity"
+    DOSE = "dose"
+
+    def label(self):
+        return {"activity": _("Activity image"), "dose": _("Dose map")}[self.value]
+
+
 @parameterNodeWrapper
 class SIRTDosimetryParameterNode:
     """Everything the user chooses; field names are the camel-case names of ``DoseSettings`` plus the nodes."""
@@ -161,6 +172,12 @@ class SIRTDosimetryParameterNode:
     normalLiverSegments: list[str]
     computeDvh: bool = True
     displayThresholdGy: Annotated[float, WithinRange(0, 1000), Decimals(1), SingleStep(0.5)] = 1.0
+    normalPerfusedSegments: list[str]
+    wholeLiverSegments: list[str]
+    derivedTumourSegments: list[str]
+    thresholdSegments: list[str]
+    thresholdFraction: Annotated[float, WithinRange(0.01, 0.99), Decimals(2), SingleStep(0.05)] = 0.1
+    thresholdImage: ThresholdImage = ThresholdImage.ACTIVITY
     doseVolume: vtkMRMLScalarVolumeNode
     summaryTable: vtkMRMLTableNode
 
@@ -171,6 +188,10 @@ SEGMENT_LIST_WIDGETS = {
     "calibrationVoi": "calibrationVoiSelector",
     "tumourSegments": "tumourSegmentsSelector",
     "normalLiverSegments": "normalLiverSegmentsSelector",
+    "normalPerfusedSegments": "normalPerfusedSegmentsSelector",
+    "wholeLiverSegments": "wholeLiverSegmentsSelector",
+    "derivedTumourSegments": "derivedTumourSegmentsSelector",
+    "thresholdSegments": "thresholdSegmentsSelector",
 }
 
 
@@ -310,6 +331,8 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for warning in outputs.result.warnings:
                 logging.warning(warning)
             self.ui.statusLabel.text = _("Done. {count} segments; mean dose in the summary table.").format(count=len(outputs.result.segments))
+            if outputs.derived_segmentation_node is not None:
+                self.ui.statusLabel.text += " " + _("Derived segments in '{name}'.").format(name=outputs.derived_segmentation_node.GetName())
         finally:
             self.progress.finish()
             self.ui.cancelButton.hide()
@@ -366,10 +389,12 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             doseNode=doseNode, tableNode=tableNode, ctNode=parameterNode.ctVolume, progress=progress, cancel=cancel,
         )
 
-    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None):
+    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None, derived=None):
         """Dose of ``activityNode`` with ``segmentationNode``'s segments; ``settings`` is a ``DoseSettings``
         or ready ``DoseParameters``; ``ctNode`` with the settings' HU-density table gives a density per voxel.
-        Returns ``DoseOutputs`` (dose_node, bed_node, eqd2_node, table_node, dvh_chart_node, ...)."""
+        Derived segments: those of the ``DoseSettings``, or ``derived`` (a ``DerivedSegmentsSpec``).
+        Returns ``DoseOutputs`` (dose_node, bed_node, eqd2_node, table_node, dvh_chart_node,
+        derived_segmentation_node, ...)."""
         from SIRTDosimetryLib.dose.engine import DoseParameters
         from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes, volume_units
 
@@ -379,10 +404,11 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             settings = settings or DoseSettings()
             params = settings.to_parameters(volume_units(activityNode) if activityNode else None)
             withDvh, threshold = settings.compute_dvh, settings.display_threshold_gy
+            derived = derived if derived is not None else settings.derived_segments_spec()
         options = {} if threshold is None else {"display_threshold_gy": threshold}
         return compute_dose_from_nodes(
             activityNode, segmentationNode, params, dose_node=doseNode, table_node=tableNode, ct_node=ctNode,
-            with_dvh=withDvh, progress=progress, cancel=cancel, **options,
+            with_dvh=withDvh, derived=derived, progress=progress, cancel=cancel, **options,
         )
 
     def showResults(self, outputs) -> None:
@@ -413,7 +439,7 @@ class SIRTDosimetryTest(ScriptedLoadableModuleTest):
         for scenario in scenarios.ALL_SCENARIOS:
             self.setUp()
             self.delayDisplay(f"Running {scenario.__name__}")
-            if scenario is scenarios.scenario_patient1_dose_and_scene_round_trip:
+            if scenario in (scenarios.scenario_patient1_dose_and_scene_round_trip, scenarios.scenario_patient2_derived_segments):
                 scenario(slicer.mrmlScene, tempfile.mkdtemp(prefix="SIRTDosimetryTest-"))
             else:
                 scenario(slicer.mrmlScene)

@@ -6,6 +6,10 @@ for batch work (see ``docs/slicer.md``)::
     from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes
     outputs = compute_dose_from_nodes(petNode, segNode, DoseSettings(units="bq_per_ml").to_parameters())
 
+With ``derived=settings.derived_segments_spec()`` (or a ``DerivedSegmentsSpec``) it also adds the
+derived segments (normal perfused liver, whole normal liver, threshold targets) to a new segmentation
+node on the activity grid (``derived_segments``); the user's segmentation is never modified.
+
 The engine is the same ``compute_dose`` as the command line's; parameters are validated by the same
 ``parameters_from_args`` so that the GUI, the console and ``sirt dose`` accept and refuse the same things.
 """
@@ -32,7 +36,8 @@ from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.volumes import ActivityImage, check_units
 from ..provenance import to_jsonable
-from . import convert, outputs
+from . import convert, derived_segments, outputs
+from .derived_segments import DerivedSegmentsSpec
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``."""
@@ -80,6 +85,13 @@ class DoseSettings:
     normal_liver_segments: list[str] = field(default_factory=list)  # get the normal-liver LQ preset
     compute_dvh: bool = True
     display_threshold_gy: float = outputs.DEFAULT_DISPLAY_THRESHOLD_GY
+    # derived segments, added to a new segmentation node (all lists empty: none)
+    normal_perfused_segments: list[str] = field(default_factory=list)  # "normal perfused liver" = these - tumours
+    whole_liver_segments: list[str] = field(default_factory=list)  # "whole normal liver" = these - tumours
+    derived_tumour_segments: list[str] = field(default_factory=list)  # empty: segments named like a tumour
+    threshold_segments: list[str] = field(default_factory=list)  # one "threshold 10 % of <VOI>" target per VOI
+    threshold_fraction: float = derived_segments.DEFAULT_THRESHOLD_FRACTION
+    threshold_image: str = "activity"  # activity | dose
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -103,6 +115,18 @@ class DoseSettings:
                 value = [str(v) for v in value]  # the parameter node's observed lists
             values[name] = value
         return cls(**values)
+
+    def derived_segments_spec(self) -> DerivedSegmentsSpec | None:
+        """The derived segments asked for (checked: a bad fraction raises ``SIRTInputError``), or None."""
+        spec = DerivedSegmentsSpec(
+            normal_perfused_from=tuple(self.normal_perfused_segments),
+            whole_normal_from=tuple(self.whole_liver_segments),
+            tumours=tuple(self.derived_tumour_segments),
+            threshold_vois=tuple(self.threshold_segments),
+            threshold_fraction=self.threshold_fraction,
+            threshold_image=self.threshold_image,
+        )
+        return spec if spec.requested else None
 
     def to_parameters(self, volume_units: str | None = None) -> DoseParameters:
         """``DoseParameters`` through the command line's validation (same errors as ``sirt dose``).
@@ -206,11 +230,12 @@ class DoseOutputs:
     dvh_chart_node: object | None = None
     dvh_series_nodes: list = field(default_factory=list)
     constraints_table_node: object | None = None
+    derived_segmentation_node: object | None = None
 
     def nodes(self) -> list:
         single = [
             self.dose_node, self.bed_node, self.eqd2_node, self.table_node, self.provenance_node,
-            self.dvh_table_node, self.dvh_chart_node, self.constraints_table_node,
+            self.dvh_table_node, self.dvh_chart_node, self.constraints_table_node, self.derived_segmentation_node,
         ]
         return [n for n in single if n is not None] + list(self.dvh_series_nodes)
 
@@ -330,6 +355,7 @@ def compute_dose_from_nodes(
     ct_node=None,
     with_dvh: bool = True,
     display_threshold_gy: float = outputs.DEFAULT_DISPLAY_THRESHOLD_GY,
+    derived: DerivedSegmentsSpec | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> DoseOutputs:
@@ -341,6 +367,9 @@ def compute_dose_from_nodes(
     density per voxel. The inputs are not modified. ``units`` overrides the activity units for absolute
     calibration when ``params`` leaves them open. ``progress`` is called between steps, ``cancel``
     checked between steps; on cancellation or error every node created so far is removed again.
+    ``derived`` adds the derived segments it asks for to a new segmentation node on the activity grid
+    (``DoseOutputs.derived_segmentation_node``, the dose node's ``SIRT.derivedSegmentation``; a
+    threshold on the dose uses this dose); they are computed before any output node is added.
     """
     reused = {"dose": dose_node, "BED": bed_node, "EQD2": eqd2_node, "table": table_node}
     _check_inputs(activity_node, segmentation_node, reused, ct_node)
@@ -370,6 +399,17 @@ def compute_dose_from_nodes(
         steps(0.25, "Computing the dose")
         result = compute_dose(activity, segmentation, params, ct=ct) if ct is not None else compute_dose(activity, segmentation, params)
 
+        derived_computation = None
+        if derived is not None and derived.requested:
+            steps(0.7, "Deriving segments")
+            derived_computation = derived_segments.compute_derived_segments(
+                activity_node, segmentation_node, derived, activity_image=activity.image,
+                dose_values=sitk.GetArrayViewFromImage(result.dose_gy), partial_voxels=params.partial_voxels,
+                known_weights={name: s.weights for name, s in result.structures.items()},
+            )
+        derived_name = f"{activity_node.GetName()} derived segments"
+        previous_derived = dose_node.GetNodeReference("SIRT.derivedSegmentation") if dose_node is not None else None
+
         inputs = {
             **({"ct": {**_node_description(ct_node), "voxels_sha256": convert.voxels_sha256(ct_node)}} if ct_node is not None else {}),
             "activity": {**_node_description(activity_node), "voxels_sha256": convert.voxels_sha256(activity_node), "units": image_units},
@@ -377,15 +417,30 @@ def compute_dose_from_nodes(
         }
 
         def make_summary(output_names: dict) -> dict:
+            if derived_computation is not None:
+                output_names = {**output_names, "derived_segmentation": derived_name}
             summary = dose_summary(result, params, {}, output_names)
             summary["inputs"] = inputs
+            if derived_computation is not None:
+                summary["derived_segments"] = [s.record for s in derived_computation.structures]
             return summary
 
-        return add_result_nodes(
+        out = add_result_nodes(
             scene, result, params, activity_node.GetName(), activity_node, segmentation_node, make_summary,
             dose_node=dose_node, bed_node=bed_node, eqd2_node=eqd2_node, table_node=table_node,
             with_dvh=with_dvh, display_threshold_gy=display_threshold_gy, steps=steps,
         )
+        derived_node = None
+        if derived_computation is not None:
+            derived_node, _ = derived_segments.add_derived_segmentation_node(
+                derived_computation, activity_node, segmentation_node, name=derived_name, dose_node=out.dose_node
+            )
+            derived_node.SetNodeReferenceID("SIRT.dose", out.dose_node.GetID())
+        out.dose_node.SetNodeReferenceID("SIRT.derivedSegmentation", derived_node.GetID() if derived_node is not None else None)
+        out.derived_segmentation_node = derived_node
+        if previous_derived is not None and (derived_node is None or previous_derived.GetID() != derived_node.GetID()):
+            derived_segments.remove_segmentation_node(previous_derived)  # made with the dose node's earlier computation: replaced
+        return out
 
 
 def add_result_nodes(

@@ -8,6 +8,8 @@ for callers that want to look further.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from ..dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
 from ..errors import SIRTInputError
 from ..io.segmentations import Segment, Segmentation, read_segmentation
 from ..io.volumes import read_activity_image
-from . import convert, outputs
+from . import convert, derived_segments, outputs
 from .logic import DoseOutputs, DoseSettings, OperationCancelled, compute_dose_from_nodes
 from .scene import load_segmentation, load_volume, read_scene, save_scene
 
@@ -357,6 +359,136 @@ def scenario_dvh_plot_nodes(scene) -> dict:
     return {"table": table, "chart": chart, "series": series}
 
 
+def _segment_mask_on_grid(segmentation_node, name: str, volume_node) -> np.ndarray:
+    """A segment as a boolean (z, y, x) array on a volume node's grid (voxel centres inside the segment)."""
+    from ..structures import map_segments
+
+    exported = convert.segmentation_from_node(segmentation_node, volume_node, [name])
+    grid = convert.image_from_volume_node(volume_node, np.float32)
+    return map_segments(exported, grid, [name], "center")[name].weights > 0
+
+
+def _file_weights_on_node_grid(names: list[str], volume_node) -> dict[str, np.ndarray]:
+    """Weights of patient 2's segments computed from the *files* (read_segmentation, map_segments on the
+    file's SPECT grid), carried onto the node's voxels: an independent path to the derived structures."""
+    from ..structures import map_segments
+
+    file_grid = read_activity_image(PATIENT_2[0]).image
+    mapped = map_segments(read_segmentation(PATIENT_2[1]), file_grid, names, "fraction")
+    weights = {}
+    for name, structure in mapped.items():
+        image = sitk.GetImageFromArray(structure.weights)
+        image.CopyInformation(file_grid)
+        on_node = dose_on_node_grid(image, volume_node)
+        check(not np.any(on_node == OUTSIDE), f"{name}: the SPECT node's grid does not coincide with the file's grid")
+        weights[name] = on_node
+    return weights
+
+
+def scenario_patient2_derived_segments(scene, work_dir: str | Path | None = None) -> dict:
+    """Patient 2 (MAA SPECT): dose with derived segments. "normal perfused liver" = perfused volume −
+    tumours and "whole normal liver" = liver − tumours match ``analysis.derived`` run on the files,
+    the threshold target is 10 % of the dose maximum in the perfused volume; they are in a new
+    segmentation node (the user's is unchanged) that survives saving and reopening the scene; bad
+    fractions and unknown segments are refused without leaving nodes."""
+    from ..analysis import derived
+
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="sirt-scenario-"))
+    volume = load_volume(scene, PATIENT_2[0], "patient 2 SPECT (derived)")
+    segmentation = load_segmentation(scene, PATIENT_2[1], "patient 2 segmentation (derived)")
+    before = InputSnapshot.of(volume, segmentation)
+    names_before = convert.segment_names(segmentation)
+    count = _node_count(scene)
+
+    # Refused before anything is computed or added.
+    refused = {}
+    for fraction in (0.0, 1.2):
+        try:
+            DoseSettings(threshold_segments=["liver"], threshold_fraction=fraction).derived_segments_spec()
+            raise AssertionError(f"threshold fraction {fraction} was accepted")
+        except SIRTInputError as exc:
+            refused[fraction] = str(exc)
+            check("fraction" in str(exc), f"unclear message: {exc}")
+    try:
+        derived_segments.add_derived_segments(volume, segmentation, derived_segments.DerivedSegmentsSpec(threshold_vois=("spleen",)))
+        raise AssertionError("an unknown threshold VOI was accepted")
+    except SIRTInputError as exc:
+        refused["unknown_voi"] = str(exc)
+        check("spleen" in str(exc), f"unclear message: {exc}")
+    check(_node_count(scene) == count, f"refused derived segments left {_node_count(scene) - count} nodes in the scene")
+
+    settings = DoseSettings(
+        normal_perfused_segments=["perfused volume"], whole_liver_segments=["liver"],
+        threshold_segments=["perfused volume"], threshold_image="dose",
+    )
+    spec = settings.derived_segments_spec()
+    params = dataclasses.replace(patient2_parameters(), method="ldm")
+    out = compute_dose_from_nodes(volume, segmentation, params, derived=spec, with_dvh=False)
+    node = out.derived_segmentation_node
+    threshold_name = derived_segments.threshold_segment_name("perfused volume", 0.1)
+    expected_names = [derived_segments.NORMAL_PERFUSED_NAME, derived_segments.WHOLE_NORMAL_NAME, threshold_name]
+
+    before.check_unchanged(volume, segmentation, "patient 2 derived")
+    check(convert.segment_names(segmentation) == names_before, "the user's segment names changed")
+    check(node is not None and node.GetID() != segmentation.GetID(), "the derived segments are not in a new node")
+    check(convert.segment_names(node) == expected_names, f"derived segment names {convert.segment_names(node)}")
+    check(out.dose_node.GetNodeReference("SIRT.derivedSegmentation").GetID() == node.GetID(), "the dose node does not refer to them")
+    check(node.GetNodeReference("SIRT.segmentation").GetID() == segmentation.GetID(), "no reference to the source segmentation")
+    check(node.GetNodeReference("SIRT.thresholdImage").GetID() == out.dose_node.GetID(), "no reference to the thresholded dose")
+    check(node.GetTransformNodeID() == volume.GetTransformNodeID(), "the derived segments are not under the activity's transform")
+    colors = [tuple(node.GetSegmentation().GetNthSegment(i).GetColor()) for i in range(3)]
+    check(len(set(colors)) == 3, f"derived segment colours are not distinct: {colors}")
+
+    # Against analysis.derived run directly on the files.
+    voxel_ml = float(np.prod(convert.image_from_volume_node(volume).GetSpacing())) / 1000.0
+    w = _file_weights_on_node_grid(["liver", "perfused volume", "Tumor 1", "Tumor 2"], volume)
+    record = derived_segments.derived_record(node)
+    by_name = {r["name"]: r for r in record["segments"]}
+    for name, base in ((derived_segments.NORMAL_PERFUSED_NAME, "perfused volume"), (derived_segments.WHOLE_NORMAL_NAME, "liver")):
+        expected = derived.subtract(w[base], w["Tumor 1"], w["Tumor 2"])
+        mask = _segment_mask_on_grid(node, name, volume)
+        check(np.array_equal(mask, expected >= derived_segments.MIN_WEIGHT), f"{name}: voxels differ from analysis.derived on the files")
+        base_ml = float(np.sum(w[base], dtype=np.float64)) * voxel_ml
+        overlap_ml = float(np.sum(w[base] - expected, dtype=np.float64)) * voxel_ml  # tumours inside the base
+        rounding_ml = 0.5 * np.count_nonzero((expected > 0) & (expected < 1)) * voxel_ml
+        volume_ml = by_name[name]["volume_ml"]
+        check(abs(volume_ml - np.count_nonzero(mask) * voxel_ml) < 1e-6, f"{name}: recorded volume is not the segment's")
+        check(abs(by_name[name]["weighted_volume_ml"] - (base_ml - overlap_ml)) <= 1e-4 * base_ml, f"{name}: weighted volume")
+        check(abs(volume_ml - (base_ml - overlap_ml)) <= min(rounding_ml, 0.01 * base_ml), f"{name}: {volume_ml} mL vs {base_ml - overlap_ml} mL")
+        check(by_name[name]["operands"] == {"union_of": [base], "minus": ["Tumor 1", "Tumor 2"]}, f"{name}: operands")
+
+    dose = convert.volume_array(out.dose_node)
+    peak = float(dose[w["perfused volume"] > 0].max())
+    expected = (w["perfused volume"] >= derived_segments.MIN_WEIGHT) & (dose >= 0.1 * peak)
+    check(np.array_equal(_segment_mask_on_grid(node, threshold_name, volume), expected), "threshold target voxels differ")
+    operands = by_name[threshold_name]["operands"]
+    check(operands["fraction"] == 0.1 and operands["voi"] == "perfused volume", f"threshold operands {operands}")
+    check(operands["image"]["role"] == "dose" and operands["image"]["node_id"] == out.dose_node.GetID(), "threshold image not recorded")
+    check(abs(by_name[threshold_name]["voi_maximum"] - peak) <= 1e-6 * peak, "threshold maximum not recorded")
+    check([r["name"] for r in json.loads(out.provenance_node.GetText())["derived_segments"]] == expected_names, "not in the provenance")
+
+    # Save and reopen.
+    path = save_scene(scene, work_dir / "patient2_derived.mrb", overwrite=True)
+    reopened = read_scene(path)
+    again = reopened.scene.GetFirstNodeByName(node.GetName())
+    volume_again = reopened.scene.GetFirstNodeByName(volume.GetName())
+    check(again is not None and again.IsA("vtkMRMLSegmentationNode"), "the derived segmentation is missing from the reopened scene")
+    check(convert.segment_names(again) == expected_names, "derived segment names changed through the round trip")
+    check(derived_segments.derived_record(again) == record, "the derivation record changed through the round trip")
+    check(again.GetNodeReference("SIRT.activity").GetName() == volume.GetName(), "the reference to the activity was lost")
+    for name in expected_names:
+        check(
+            np.array_equal(_segment_mask_on_grid(again, name, volume_again), _segment_mask_on_grid(node, name, volume)),
+            f"{name}: voxels changed through the round trip",
+        )
+    seg_again = reopened.scene.GetFirstNodeByName(segmentation.GetName())
+    check(convert.segment_names(seg_again) == names_before, "the user's segmentation changed through the round trip")
+    return {
+        "volume": volume, "segmentation": segmentation, "outputs": out, "node": node, "record": record,
+        "weights": w, "refused": refused, "scene_path": path, "reopened": reopened, "voxel_ml": voxel_ml,
+    }
+
+
 ALL_SCENARIOS = (
     scenario_patient1_dose_and_scene_round_trip,
     scenario_patient2_negative_z_geometry,
@@ -364,4 +496,5 @@ ALL_SCENARIOS = (
     scenario_transformed_segmentation,
     scenario_ct_density,
     scenario_dvh_plot_nodes,
+    scenario_patient2_derived_segments,
 )
