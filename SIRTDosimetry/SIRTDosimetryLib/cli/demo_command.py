@@ -4,6 +4,8 @@ Patient 1: post-treatment 90Y PET in Bq/mL, absolute calibration, LDM and VSV.
 Patient 2: pre-treatment 99mTc-MAA SPECT in counts, relative calibration over the liver, VSV:
 the predicted 90Y dose. The administered activity and lung shunt of patient 2 are not part of the
 sample data; the demo assumes 1.5 GBq and LSF 5 % and says so.
+Each VSV dose map then goes through ``sirt dvh``: DVH/BVH curves, the constraints table and plots,
+with the derived normal-liver structures.
 """
 
 from __future__ import annotations
@@ -57,12 +59,35 @@ def demo_cases() -> list[tuple[str, Path, Path, DoseParameters, str]]:
     ]
 
 
+def dvh_arguments(name: str, segmentation: Path, dose_dir: Path) -> list[str] | None:
+    """``sirt dvh`` arguments for a demo case's dose map (None: no DVH step for that case)."""
+    common = ["dvh", "--dose", str(dose_dir / "dose_gy.nrrd"), "--segmentation", str(segmentation),
+              "--output", str(dose_dir / "dvh"), "--bed-params", "Tumor*=tumour"]
+    if name == "patient_1_vsv":
+        return [*common, "--whole-normal-liver", "Liver", "--bed-params", "whole normal liver=normal_liver",
+                "--segments", "Liver,Tumor*", "--injected-activity-gbq", "1.4",
+                "--counts", str(SAMPLES_DIR / "patient_1_Y90_PET.nrrd")]  # TNR from the activity concentrations
+    if name == "patient_2_vsv":
+        return [*common, "--normal-perfused-liver", "perfused volume", "--whole-normal-liver", "liver",
+                "--bed-params", "normal perfused liver=normal_liver", "--bed-params", "whole normal liver=normal_liver",
+                "--segments", "liver,Tumor*,perfused volume", "--counts", str(SAMPLES_DIR / "patient_2_SPECT.nrrd"),
+                "--injected-activity-gbq", str(PATIENT_2_ASSUMED_ACTIVITY_GBQ), "--lsf", str(PATIENT_2_ASSUMED_LSF)]
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    from .main import build_parser  # the dvh step runs exactly as on the command line
+
     for name, activity, segmentation, params, description in demo_cases():
         result, _ = run_dose(activity, segmentation, params, args.output / name, overwrite=args.overwrite)
         print(f"\n== {name}: {description}")
         print(format_table(result))
         for warning in result.warnings:
             print(f"warning: {warning}")
-    print(f"\nDose maps, BED/EQD2 maps and summary.json written under {args.output}/")
+        dvh = dvh_arguments(name, segmentation, args.output / name)
+        if dvh is not None:
+            dvh_args = build_parser().parse_args([*dvh, *(["--overwrite"] if args.overwrite else [])])
+            print(f"-- dose-volume analysis ({args.output / name / 'dvh'})")
+            dvh_args.run(dvh_args)
+    print(f"\nDose maps, BED/EQD2 maps, summary.json and DVH/constraints written under {args.output}/")
     return 0
