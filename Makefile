@@ -22,6 +22,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_vsv.py
+	$(VENV)/bin/python bench/bench_features.py
+	$(VENV)/bin/python bench/bench_study.py
 
 clean:
 	rm -rf $(VENV) demo_output

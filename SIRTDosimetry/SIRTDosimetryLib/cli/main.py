@@ -8,12 +8,15 @@ import sys
 from .. import __version__
 from ..errors import SIRTInputError
 from SIRTDosiomicsLib import cli as features_command
+from SIRTResponseLib.cli import predict_command, stats_command, train_command
 
 from . import demo_command, dose_command, dvh_command, plan_command
 
 EXIT_BAD_INPUT = 2
 
-SUBCOMMANDS = (dose_command, dvh_command, plan_command, features_command, demo_command)
+SUBCOMMANDS = (
+    dose_command, dvh_command, plan_command, features_command, train_command, predict_command, stats_command, demo_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,455 @@
+"""The study: strategies × selectors × classifiers, each evaluated by nested cross-validation.
+
+For one model (strategy, selector, classifier), :func:`run_model`:
+
+1. splits the rows into ``outer_folds`` (3) stratified folds — ``StratifiedGroupKFold`` by patient
+   when rows are lesions — shuffled with ``seed``;
+2. on each outer training part, searches the classifier's grid (:mod:`.models`) with an inner
+   stratified ``inner_folds``-fold split (3, lowered to the training minority count when that is
+   smaller), scoring ROC AUC, and refits the best pipeline on the whole training part — every
+   preprocessing step, feature selection and SMOTE included, is fitted here and nowhere else;
+3. predicts the outer test part; the out-of-fold probabilities of all parts are pooled.
+
+:func:`run_study` runs every model of the study in parallel — local processes (joblib/loky) or a
+Dask cluster (joblib's Dask backend) — and saves each model's out-of-fold predictions to
+``<folder>/models/<model id>.json`` as soon as it finishes. Rerunning the same study in the same
+folder reuses the saved models, so an interrupted study resumes where it stopped; a folder that
+holds a study with other settings or another cohort is refused. Metrics with bootstrap intervals
+and DeLong tests are computed afterwards from the saved predictions (:func:`results_table`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed, parallel_config
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosimetryLib.provenance import to_jsonable
+
+from .features import SELECTORS
+from .labels import Cohort
+from .metrics import METRICS, auc_score, bootstrap_metrics, delong_test
+from .models import CLASSIFIERS, build_pipeline, param_grid, selected_features
+from .strategies import StrategyRules
+
+STUDY_FILE = "study.json"
+MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What is searched and how. Only the fields in :meth:`settings` change a model's predictions."""
+
+    selectors: tuple[str, ...] = SELECTORS
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    n_features: tuple[int, ...] = (5,)
+    outer_folds: int = 3
+    inner_folds: int = 3
+    seed: int = 0
+    redundancy_threshold: float = 0.90
+    smote: bool = True
+    smote_k: int = 5
+    n_bootstrap: int = 1000
+    ci_level: float = 0.95
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.selectors if s not in SELECTORS] + [c for c in self.classifiers if c not in CLASSIFIERS]
+        if unknown:
+            raise SIRTInputError(f"unknown selector/classifier {unknown}; selectors: {', '.join(SELECTORS)}; classifiers: {', '.join(CLASSIFIERS)}")
+        if not self.selectors or not self.classifiers or not self.n_features or min(self.n_features) < 1:
+            raise SIRTInputError("a study needs at least one selector, one classifier and a number of features >= 1")
+        if self.outer_folds < 2 or self.inner_folds < 2:
+            raise SIRTInputError("outer and inner cross-validation need at least 2 folds")
+        if not 0 < self.redundancy_threshold <= 1:
+            raise SIRTInputError("the redundancy threshold is a |Spearman rho| in (0, 1]")
+        if self.n_bootstrap < 1 or not 0 < self.ci_level < 1:
+            raise SIRTInputError("n_bootstrap must be >= 1 and the CI level in (0, 1)")
+
+    def settings(self) -> dict:
+        keys = ("n_features", "outer_folds", "inner_folds", "seed", "redundancy_threshold", "smote", "smote_k")
+        return {k: to_jsonable(getattr(self, k)) for k in keys}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    strategy: str
+    selector: str
+    classifier: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.strategy}__{self.selector}__{self.classifier}"
+
+
+@dataclass
+class ModelOutcome:
+    """Out-of-fold predictions of one model and what each outer fold chose."""
+
+    strategy: str
+    selector: str
+    classifier: str
+    status: str  # "ok" or "failed"
+    scores: list[float] = field(default_factory=list)  # probability of response, in cohort row order
+    folds: list[int] = field(default_factory=list)
+    best_params: list[dict] = field(default_factory=list)
+    selected_features: list[list[str]] = field(default_factory=list)
+    n_inputs: int = 0
+    seconds: float = 0.0
+    n_warnings: int = 0
+    error: str = ""
+    fingerprint: str = ""
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.strategy, self.selector, self.classifier)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+# --- one model ---------------------------------------------------------------------------------
+
+
+def outer_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    if groups is None:
+        splitter = StratifiedKFold(config.outer_folds, shuffle=True, random_state=config.seed)
+        return list(splitter.split(np.zeros(len(y)), y))
+    splitter = StratifiedGroupKFold(config.outer_folds, shuffle=True, random_state=config.seed)
+    return list(splitter.split(np.zeros(len(y)), y, groups))
+
+
+def inner_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified inner folds; fewer than ``inner_folds`` when the minority class is smaller."""
+    if groups is None:
+        minority = int(np.bincount(y).min())
+    else:
+        minority = min(len(np.unique(groups[y == label])) for label in (0, 1))
+    n_splits = min(config.inner_folds, minority)
+    if n_splits < 2:
+        raise ValueError(f"a training fold has {minority} row(s) of one class; inner cross-validation needs 2")
+    if groups is None:
+        return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    return list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+
+
+def fit_model(selector: str, classifier: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, config: StudyConfig, seed: int):
+    """Grid-search one pipeline with an inner CV on these rows and refit the best; returns (pipeline, params)."""
+    pipeline = build_pipeline(
+        selector,
+        classifier,
+        n_features=config.n_features[0],
+        redundancy_threshold=config.redundancy_threshold,
+        smote=config.smote,
+        smote_k=config.smote_k,
+        seed=config.seed,
+    )
+    grid = param_grid(selector, classifier, config.n_features)
+    if not grid:
+        return pipeline.fit(X, y), {}
+    search = GridSearchCV(pipeline, grid, cv=inner_splits(config, y, groups, seed), scoring="roc_auc", refit=True, n_jobs=1, error_score="raise")
+    search.fit(X, y)
+    return search.best_estimator_, to_jsonable(search.best_params_)
+
+
+def run_model(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, feature_names: list[str], config: StudyConfig) -> ModelOutcome:
+    """Nested cross-validation of one model; never raises for a failing model (status "failed")."""
+    start = time.perf_counter()
+    outcome = ModelOutcome(spec.strategy, spec.selector, spec.classifier, status="ok", n_inputs=X.shape[1])
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1):
+        warnings.simplefilter("always")
+        try:
+            scores = np.full(len(y), np.nan)
+            folds = np.full(len(y), -1)
+            for fold, (train, test) in enumerate(outer_splits(config, y, groups)):
+                train_groups = groups[train] if groups is not None else None
+                model, params = fit_model(spec.selector, spec.classifier, X[train], y[train], train_groups, config, config.seed + 1 + fold)
+                scores[test] = model.predict_proba(X[test])[:, 1]
+                folds[test] = fold
+                outcome.best_params.append(params)
+                outcome.selected_features.append(selected_features(model, feature_names))
+            if not np.all(np.isfinite(scores)):
+                raise ValueError("the model predicted non-finite probabilities")
+            outcome.scores = [float(s) for s in scores]
+            outcome.folds = [int(f) for f in folds]
+        except Exception as exc:  # a model that cannot be fitted is a result, not a crash of the study
+            outcome.status = "failed"
+            outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.n_warnings = len(caught)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+# --- the study ---------------------------------------------------------------------------------
+
+
+def check_cohort(cohort: Cohort, config: StudyConfig) -> None:
+    """Each class needs at least ``outer_folds`` members (patients, for per-lesion data) and 3 in all."""
+    for label, name in ((1, "responders"), (0, "non-responders")):
+        members = cohort.y == label
+        count = len(np.unique(cohort.groups[members])) if cohort.grouped else int(members.sum())
+        if count < max(config.outer_folds, 3):
+            raise SIRTInputError(f"the cohort has {count} {name}; {config.outer_folds}-fold nested cross-validation needs at least {max(config.outer_folds, 3)}")
+
+
+def task_fingerprint(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConfig) -> str:
+    """SHA-256 of everything that determines one model's predictions."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"spec": asdict(spec), "settings": config.settings(), "columns": columns, "rows": cohort.row_ids}).encode())
+    digest.update(np.ascontiguousarray(cohort.features[columns].to_numpy(dtype=float)).tobytes())
+    digest.update(cohort.y.astype(np.int64).tobytes())
+    digest.update("\0".join(map(str, cohort.groups)).encode())
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON through a temporary file in the same folder, so a killed run leaves no half file."""
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(to_jsonable(data), stream, allow_nan=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_outcome(path: Path) -> ModelOutcome | None:
+    try:
+        return ModelOutcome(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _prepare_folder(folder: Path, cohort: Cohort, config: StudyConfig, overwrite: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    header = {"settings": config.settings(), "rows": cohort.row_ids, "labels": cohort.y.tolist()}
+    study_file = folder / STUDY_FILE
+    if study_file.exists():
+        try:
+            existing = json.loads(study_file.read_text(encoding="utf-8"))
+        except ValueError:
+            existing = None
+        if existing != header:
+            if not overwrite:
+                raise SIRTInputError(f"{folder} holds a study with other settings or another cohort; choose another folder or pass --overwrite")
+            shutil.rmtree(folder / MODELS_DIR, ignore_errors=True)
+    (folder / MODELS_DIR).mkdir(exist_ok=True)
+    write_json_atomic(study_file, header)
+
+
+def _execute(calls: list, n_jobs: int, dask_address: str | None) -> Iterator:
+    """Results of delayed calls in completion order, locally or on a Dask cluster."""
+    if not calls:
+        return
+    if dask_address:
+        from distributed import Client  # only needed with a cluster
+
+        with Client(dask_address), parallel_config(backend="dask"):
+            yield from Parallel(n_jobs=-1, return_as="generator_unordered")(calls)
+    else:
+        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)
+
+
+@dataclass
+class StudyResult:
+    config: StudyConfig
+    columns: dict[str, list[str]]  # strategy → input columns
+    skipped: dict[str, str]  # strategy → why it was left out
+    outcomes: dict[str, ModelOutcome]
+    table: pd.DataFrame
+    n_computed: int
+    n_reused: int
+    seconds: float
+
+    def best(self) -> ModelOutcome:
+        ok = self.table[self.table["status"] == "ok"]
+        if ok.empty:
+            raise SIRTInputError("no model of the study could be fitted; see the error column of the results")
+        return self.outcomes[ok.iloc[0]["model_id"]]
+
+
+def run_study(
+    cohort: Cohort,
+    rules: StrategyRules,
+    strategies: list[str],
+    config: StudyConfig,
+    folder: str | Path,
+    *,
+    n_jobs: int = 1,
+    dask_address: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[ModelOutcome, int, int], None] | None = None,
+) -> StudyResult:
+    """Run (or resume) every model of the study and tabulate the results."""
+    start = time.perf_counter()
+    folder = Path(folder)
+    check_cohort(cohort, config)
+    columns, skipped = rules.resolve(strategies, list(cohort.features.columns))
+    if not columns:
+        raise SIRTInputError("no strategy has columns in the feature table: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    _prepare_folder(folder, cohort, config, overwrite)
+    groups = cohort.groups if cohort.grouped else None
+    specs = [ModelSpec(s, sel, clf) for s in columns for sel in config.selectors for clf in config.classifiers]
+    outcomes: dict[str, ModelOutcome] = {}
+    fingerprints = {spec.id: task_fingerprint(spec, cohort, columns[spec.strategy], config) for spec in specs}
+    for spec in specs:
+        saved = _read_outcome(folder / MODELS_DIR / f"{spec.id}.json")
+        if saved is not None and saved.fingerprint == fingerprints[spec.id]:
+            outcomes[spec.id] = saved
+    todo = [spec for spec in specs if spec.id not in outcomes]
+    n_reused = len(outcomes)
+    matrices = {s: cohort.features[c].to_numpy(dtype=float) for s, c in columns.items()}
+    calls = [delayed(run_model)(spec, matrices[spec.strategy], cohort.y, groups, columns[spec.strategy], config) for spec in todo]
+    for done, outcome in enumerate(_execute(calls, n_jobs, dask_address), start=1):
+        outcome.fingerprint = fingerprints[outcome.id]
+        write_json_atomic(folder / MODELS_DIR / f"{outcome.id}.json", outcome)
+        outcomes[outcome.id] = outcome
+        if progress is not None:
+            progress(outcome, done, len(todo))
+    ordered = {spec.id: outcomes[spec.id] for spec in specs}
+    table = results_table(ordered, cohort, config)
+    return StudyResult(config, columns, skipped, ordered, table, len(todo), n_reused, time.perf_counter() - start)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+def results_table(outcomes: dict[str, ModelOutcome], cohort: Cohort, config: StudyConfig) -> pd.DataFrame:
+    """One row per model: metrics of the pooled out-of-fold predictions with bootstrap CIs.
+
+    Columns: ``model_id, strategy, selector, classifier, status, n_inputs``, then for each of
+    ``auc, accuracy, sensitivity, specificity`` the value and ``<metric>_ci_low/_ci_high``,
+    ``delong_p_vs_best`` (DeLong test against the best model), ``seconds, n_warnings, error``.
+    Sorted by AUC, then accuracy (failed models last). Every model is bootstrapped with the same
+    draws (same seed), so intervals are comparable.
+    """
+    groups = cohort.groups if cohort.grouped else None
+    rows = []
+    for outcome in outcomes.values():
+        row = {
+            "model_id": outcome.id,
+            "strategy": outcome.strategy,
+            "selector": outcome.selector,
+            "classifier": outcome.classifier,
+            "status": outcome.status,
+            "n_inputs": outcome.n_inputs,
+        }
+        if outcome.status == "ok":
+            estimates = bootstrap_metrics(cohort.y, outcome.scores, config.n_bootstrap, config.seed, config.ci_level, groups=groups)
+            for name in METRICS:
+                row |= {name: estimates[name].value, f"{name}_ci_low": estimates[name].ci_low, f"{name}_ci_high": estimates[name].ci_high}
+        else:
+            row |= {f"{name}{suffix}": np.nan for name in METRICS for suffix in ("", "_ci_low", "_ci_high")}
+        row |= {"seconds": outcome.seconds, "n_warnings": outcome.n_warnings, "error": outcome.error}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table = table.sort_values(["auc", "accuracy"], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    table.insert(table.columns.get_loc("seconds"), "delong_p_vs_best", np.nan)
+    ok = table["status"] == "ok"
+    if ok.any():
+        best = outcomes[table.loc[ok.idxmax(), "model_id"]]
+        table.loc[ok, "delong_p_vs_best"] = [
+            delong_test(cohort.y, best.scores, outcomes[i].scores).p_value for i in table.loc[ok, "model_id"]
+        ]
+    return table
+
+
+def delong_matrix(outcomes: dict[str, ModelOutcome], y: np.ndarray, model_ids: list[str]) -> pd.DataFrame:
+    """Two-sided DeLong p-values between every pair of the given models."""
+    matrix = pd.DataFrame(1.0, index=model_ids, columns=model_ids)
+    for i, a in enumerate(model_ids):
+        for b in model_ids[i + 1 :]:
+            matrix.loc[a, b] = matrix.loc[b, a] = delong_test(y, outcomes[a].scores, outcomes[b].scores).p_value
+    return matrix
+
+
+@dataclass(frozen=True)
+class PermutationCheck:
+    """AUCs of one model refitted on label permutations: what chance gives on this cohort."""
+
+    model_id: str
+    observed_auc: float
+    null_aucs: list[float]
+    p_value: float  # (1 + #{null >= observed}) / (1 + permutations)
+
+    @property
+    def null_mean(self) -> float:
+        return float(np.mean(self.null_aucs))
+
+    @property
+    def null_interval(self) -> tuple[float, float]:
+        low, high = np.quantile(self.null_aucs, [0.025, 0.975])
+        return float(low), float(high)
+
+
+def permutation_check(
+    outcome: ModelOutcome,
+    cohort: Cohort,
+    columns: list[str],
+    config: StudyConfig,
+    observed_auc: float,
+    n_permutations: int = 20,
+    *,
+    n_jobs: int = 1,
+    dask_address: str | None = None,
+) -> PermutationCheck:
+    """Nested CV of the same model with permuted labels (the whole pipeline, selection included).
+
+    Labels are permuted across rows (per-lesion labels across lesions; patient grouping kept).
+    The p-value does not account for having picked the best of many models; the null AUCs of
+    the best model show what chance alone gives.
+    """
+    rng = np.random.default_rng(config.seed + 12345)
+    X = cohort.features[columns].to_numpy(dtype=float)
+    groups = cohort.groups if cohort.grouped else None
+    calls = [delayed(_permuted_auc)(outcome.spec, X, rng.permutation(cohort.y), groups, columns, config) for _ in range(n_permutations)]
+    null = [a for a in _execute(calls, n_jobs, dask_address) if np.isfinite(a)]
+    if not null:
+        raise SIRTInputError(f"the permutation check of {outcome.id} failed on every permutation")
+    p_value = (1 + sum(a >= observed_auc for a in null)) / (1 + len(null))
+    return PermutationCheck(outcome.id, observed_auc, null, float(p_value))
+
+
+def _permuted_auc(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups, columns: list[str], config: StudyConfig) -> float:
+    outcome = run_model(spec, X, y, groups, columns, config)
+    return auc_score(y, outcome.scores) if outcome.status == "ok" else float("nan")
+
+
+def refit(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConfig):
+    """The model refitted on the whole cohort: hyper-parameters chosen by the inner CV on all rows.
+
+    Returns ``(pipeline, hyper-parameters)``. Its performance is the study's cross-validated
+    estimate, not anything measured on this fit.
+    """
+    X = cohort.features[columns].to_numpy(dtype=float)
+    groups = cohort.groups if cohort.grouped else None
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        return fit_model(spec.selector, spec.classifier, X, cohort.y, groups, config, config.seed)
+
+
+def cv_metrics(table: pd.DataFrame, model_id: str, config: StudyConfig) -> dict:
+    """The cross-validated metrics of one model with their intervals, for its model card."""
+    row = table.set_index("model_id").loc[model_id]
+    metrics = {name: {"value": float(row[name]), "ci_low": float(row[f"{name}_ci_low"]), "ci_high": float(row[f"{name}_ci_high"])} for name in METRICS}
+    return {
+        "validation": f"{config.outer_folds}-fold nested cross-validation ({config.inner_folds}-fold inner grid search), pooled out-of-fold predictions",
+        "confidence_intervals": f"{config.ci_level:.0%} percentile bootstrap, {config.n_bootstrap} samples",
+        "seed": config.seed,
+        **metrics,
+    }

@@ -1,0 +1,154 @@
+"""Benchmark of the response study (``SIRTResponseLib.study.run_study``). Not a test.
+
+    python bench/bench_study.py                      # the full study: 36 strategies x 5 selectors x 8 classifiers
+    python bench/bench_study.py --strategies 'y90_*' # a measured subset (shell patterns)
+    python bench/bench_study.py --jobs 2 --patients 20 --features 1000
+
+Cohort: ``SIRTResponseLib.synthetic.synthetic_cohort`` — 20 patients (10 responders), 1000
+features spread over the default strategy groups (radiomics of CT/SPECT and dosiomics of
+dose/BED for MAA and 90Y, dose-volume metrics, 5 clinical), correlated within each image group,
+with a planted signal (1.5 SD) in two 90Y dose columns. Every strategy of the default rules has
+columns, so the full study is 36 x 5 x 8 = 1440 models, each a 3 x 3 nested cross-validation
+with the default grids (:mod:`SIRTResponseLib.models`), SMOTE, 5 selected features.
+
+Measured, in one run: wall time of ``run_study`` (all models, local processes, ``--jobs``), the
+compute time of each model (its own ``perf_counter`` inside the worker, grid search and refits
+of the three outer folds), summarised per classifier and per selector, and the time of the
+results table (1000 bootstrap samples per model plus the DeLong tests). The AUCs of strategies
+with and without the planted columns show how far the best of many noise-only models gets. The machine's load
+average before and after is recorded: other work on a shared machine slows every model.
+
+When only a subset of strategies is run, the full-study time is extrapolated per (selector,
+classifier) pair: the mean time of a pair over the measured strategies, weighted by the number
+of input features (time ∝ a + b·features is fitted per pair by least squares when the subset has
+strategies of at least two sizes; otherwise the plain mean is used), summed over the 36
+strategies, divided by the worker count. The JSON says which was done.
+
+Results go to ``bench/results/study.json``; a markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from SIRTResponseLib.labels import build_cohort  # noqa: E402
+from SIRTResponseLib.strategies import StrategyRules  # noqa: E402
+from SIRTResponseLib.study import StudyConfig, results_table, run_study  # noqa: E402
+from SIRTResponseLib.synthetic import SIGNAL_COLUMNS, synthetic_cohort  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "study.json"
+
+
+def _extrapolate(per_model: pd.DataFrame, all_columns: dict[str, int], jobs: int) -> dict:
+    """Full-study compute and wall time from the measured models (see the module docstring)."""
+    total = 0.0
+    method = "mean per (selector, classifier)"
+    for (_, _), group in per_model.groupby(["selector", "classifier"]):
+        sizes = group["n_inputs"].to_numpy(dtype=float)
+        seconds = group["seconds"].to_numpy(dtype=float)
+        if len(np.unique(sizes)) >= 2:
+            slope, intercept = np.polyfit(sizes, seconds, 1)
+            predicted = [max(intercept + slope * n, seconds.min()) for n in all_columns.values()]
+            method = "linear in input features per (selector, classifier)"
+        else:
+            predicted = [seconds.mean()] * len(all_columns)
+        total += float(np.sum(predicted))
+    return {"method": method, "compute_s": total, "wall_s_estimate": total / jobs, "models": len(all_columns) * per_model.groupby(["selector", "classifier"]).ngroups}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--features", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--strategies", help="comma-separated shell patterns: run a measured subset and extrapolate")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--folder", type=Path, help="study folder (default: a temporary one; give one to resume)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    features, labels = synthetic_cohort(n_patients=args.patients, n_features=args.features, effect=1.5, seed=0)
+    cohort = build_cohort(features, labels)
+    rules = StrategyRules()
+    all_columns, skipped = rules.resolve(list(rules.strategies), list(cohort.features.columns))
+    chosen = rules.select(args.strategies.split(",")) if args.strategies else list(rules.strategies)
+    config = StudyConfig(n_bootstrap=args.bootstrap)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-study-") as scratch:
+        folder = args.folder or Path(scratch) / "study"
+        start = time.perf_counter()
+        result = run_study(cohort, rules, chosen, config, folder, n_jobs=args.jobs, progress=lambda o, d, n: print(f"\r{d}/{n} {o.id:<60}", end="", file=sys.stderr, flush=True))
+        wall = time.perf_counter() - start
+        print(file=sys.stderr)
+    load_after = os.getloadavg()
+    table_start = time.perf_counter()
+    results_table(result.outcomes, cohort, config)
+    table_seconds = time.perf_counter() - table_start
+
+    per_model = pd.DataFrame(
+        [{"model_id": o.id, "strategy": o.strategy, "selector": o.selector, "classifier": o.classifier, "n_inputs": o.n_inputs, "seconds": o.seconds, "status": o.status} for o in result.outcomes.values()]
+    )
+    by_classifier = per_model.groupby("classifier")["seconds"].agg(["mean", "median", "max"]).round(3)
+    by_selector = per_model.groupby("selector")["seconds"].agg(["mean", "median", "max"]).round(3)
+    best = result.table.iloc[0]
+    ok = result.table[result.table["status"] == "ok"]
+    planted = ok["strategy"].map(lambda s: any(c in result.columns[s] for c in SIGNAL_COLUMNS))
+    auc_by_kind = {
+        kind: {"models": int(len(part)), "mean": float(part.mean()), "max": float(part.max())}
+        for kind, part in (("with planted columns", ok.loc[planted, "auc"]), ("noise only", ok.loc[~planted, "auc"]))
+        if len(part)
+    }
+    report = {
+        "cohort": {"patients": args.patients, "features": int(cohort.features.shape[1]), "responders": int(cohort.y.sum())},
+        "machine": {"cpus": os.cpu_count(), "jobs": args.jobs, "python": platform.python_version(), "platform": platform.platform(), "load_average_before": load_before, "load_average_after": load_after},
+        "strategies_run": list(result.columns),
+        "strategies_skipped": skipped,
+        "models_run": len(per_model),
+        "models_failed": int((per_model["status"] != "ok").sum()),
+        "wall_s": wall,
+        "compute_s": float(per_model["seconds"].sum()),
+        "per_model_s": {"mean": float(per_model["seconds"].mean()), "median": float(per_model["seconds"].median()), "max": float(per_model["seconds"].max())},
+        "wall_s_per_model": wall / max(1, len(per_model)),
+        "results_table_s": table_seconds,
+        "by_classifier": by_classifier.to_dict(orient="index"),
+        "by_selector": by_selector.to_dict(orient="index"),
+        "best_model": {"id": best["model_id"], "auc": float(best["auc"]), "auc_ci": [float(best["auc_ci_low"]), float(best["auc_ci_high"])]},
+        "auc_by_strategy_kind": auc_by_kind,
+    }
+    if len(result.columns) < len(all_columns):
+        report["extrapolated_full_study"] = _extrapolate(per_model, {s: len(c) for s, c in all_columns.items()}, args.jobs)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    print("| models | wall (s) | compute (s) | mean s/model | median s/model | wall s/model | results table (s) |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {len(per_model)} | {wall:.0f} | {report['compute_s']:.0f} | {report['per_model_s']['mean']:.2f} | {report['per_model_s']['median']:.2f} | {report['wall_s_per_model']:.2f} | {table_seconds:.1f} |")
+    print()
+    print(by_classifier.to_string())
+    print(by_selector.to_string())
+    if "extrapolated_full_study" in report:
+        e = report["extrapolated_full_study"]
+        print(f"extrapolated full study ({e['models']} models, {e['method']}): {e['compute_s']:.0f} s compute, ~{e['wall_s_estimate']:.0f} s wall on {args.jobs} workers")
+    print(f"best: {report['best_model']['id']} AUC {report['best_model']['auc']:.3f}; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
+    for kind, summary in auc_by_kind.items():
+        print(f"AUC of {summary['models']} models {kind}: mean {summary['mean']:.3f}, max {summary['max']:.3f}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
