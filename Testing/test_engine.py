@@ -14,6 +14,7 @@ from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration
 from SIRTDosimetryLib.dose.engine import DoseParameters, compute_dose
 from SIRTDosimetryLib.io.segmentations import read_segmentation
 from SIRTDosimetryLib.io.volumes import read_activity_image, voxel_volume_ml
+from SIRTDosimetryLib.dose.radiobiology import bed_gy
 from SIRTDosimetryLib.nuclides import Y90
 
 
@@ -138,3 +139,39 @@ def test_vsv_on_sample_spect_with_anisotropic_voxels(patient2_paths):
     vsv = compute_dose(activity, seg, DoseParameters(method="vsv", **base)).segments[0]
     assert vsv.dose_mean_gy == pytest.approx(ldm.dose_mean_gy, rel=0.05)
     assert vsv.dose_max_gy < ldm.dose_max_gy  # the beta range smooths the hot spots
+
+
+def test_bed_map_has_no_gaps_at_edges_and_majority_precedence(tmp_path):
+    """Two overlapping blocks on a coarse grid: every touched voxel gets a BED; a voxel mostly inside the later
+    structure takes its parameters, a voxel only partly inside it keeps the first structure's."""
+    from conftest import make_image
+    from SIRTDosimetryLib.dose.radiobiology import LQParameters
+    from SIRTDosimetryLib.io.volumes import ActivityImage
+
+    # Segmentation on a 1 mm grid, activity on a 3 mm grid: partial voxels at every edge.
+    labels = np.zeros((30, 30, 30), dtype=np.uint8)
+    labels[4:26, 4:26, 4:26] = 1  # "liver"
+    tumour = np.zeros_like(labels)
+    tumour[10:20, 10:20, 10:17] = 1
+    path = tmp_path / "s.seg.nrrd"
+    import nrrd
+
+    header = {"space": "left-posterior-superior", "kinds": ["list", "domain", "domain", "domain"],
+              "space directions": [[np.nan] * 3, [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]], "space origin": [-0.5, -0.5, -0.5]}
+    for i, (name, layer) in enumerate([("liver", 0), ("tumour", 1)]):
+        header |= {f"Segment{i}_Name": name, f"Segment{i}_Layer": str(layer), f"Segment{i}_LabelValue": "1"}
+    nrrd.write(str(path), np.stack([labels, tumour]).transpose(0, 3, 2, 1).copy(), header)
+    seg = read_segmentation(path)
+    activity = ActivityImage(make_image(np.full((10, 10, 10), 1e5), spacing=(3.0, 3.0, 3.0), origin=(1.0, 1.0, 1.0)), "bq_per_ml", "x")
+    liver_lq, tumour_lq = LQParameters(2.5, 2.5), LQParameters(10.0, 1.5)
+    result = compute_dose(activity, seg, DoseParameters(AbsoluteCalibration("bq_per_ml"), radiobiology={"liver": liver_lq, "tumour": tumour_lq}))
+    bed = sitk.GetArrayFromImage(result.bed_gy)
+    dose = sitk.GetArrayFromImage(result.dose_gy).astype(float)
+    touched = (result.structures["liver"].weights > 0) | (result.structures["tumour"].weights > 0)
+    assert np.isfinite(bed[touched]).all() and np.isnan(bed[~touched]).all()
+    t = result.structures["tumour"].weights
+    expect_tumour = np.isclose(bed, bed_gy(dose, tumour_lq, 64.1), rtol=1e-5)
+    expect_liver = np.isclose(bed, bed_gy(dose, liver_lq, 64.1), rtol=1e-5)
+    assert expect_tumour[t >= 0.5].all()
+    partial = (t > 0) & (t < 0.5) & (result.structures["liver"].weights >= 0.5)
+    assert partial.any() and expect_liver[partial].all()

@@ -189,11 +189,15 @@ def compute_dose(
     if params.radiobiology:
         bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
         eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
-        for name, lq in params.radiobiology.items():  # later entries win where structures overlap
-            inside = structures[name].weights >= 0.5
-            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
-            bed_map[inside] = bed
-            eqd2_map[inside] = eqd2_gy(bed, lq)
+        # Two passes: every voxel touched by a parameterised structure gets a BED (no gaps at edges; first
+        # entry first); then voxels at least half inside a structure take its parameters, later entries winning.
+        for majority in (False, True):
+            for name, lq in params.radiobiology.items():
+                weights = structures[name].weights
+                inside = weights >= 0.5 if majority else (weights > 0) & np.isnan(bed_map)
+                bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
+                bed_map[inside] = bed
+                eqd2_map[inside] = eqd2_gy(bed, lq)
 
     density_array = np.broadcast_to(np.asarray(density, dtype=np.float64), dose.shape)
     summaries = []
