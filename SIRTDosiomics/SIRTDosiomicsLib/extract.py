@@ -447,6 +447,13 @@ class Planner:
             if voxels == 0:
                 info.errors.append("structure has no voxel left after loading/resampling")
                 continue
+            not_finite = int(np.count_nonzero(~np.isfinite(inside)))
+            if not_finite:  # pyradiomics would bin NaN silently and return numbers that mean nothing
+                hint = " (a BED map is NaN where it was computed without LQ parameters)" if kind == "bed" else ""
+                info.errors.append(
+                    f"{not_finite} of the structure's {voxels} voxels are not finite (NaN or infinite) in the {kind} image{hint}"
+                )
+                continue
             bins = np.floor(inside / settings["binWidth"])
             grey_levels = int(np.unique(bins).size)
             if grey_levels == 1:
@@ -618,6 +625,33 @@ def bed_functions(preset: Preset, structures, half_life_h: float):
     return out
 
 
+def structure_roles(structures: dict[str, str | tuple[str, ...] | list[str]]) -> dict[str, tuple[str, ...]]:
+    """``{"Tumor": "Tumor 1"}`` → ``{"tumour": ("Tumor 1",)}``: structure tokens and their segment names."""
+    return {naming.structure_token(k): ((v,) if isinstance(v, str) else tuple(v)) for k, v in structures.items()}
+
+
+def structure_masks(image: sitk.Image, segmentation, roles: dict[str, tuple[str, ...]], preset: Preset) -> dict[str, StructureMask]:
+    """The structures' masks on ``image``'s grid, from a ``Segmentation`` or a dict of boolean masks."""
+    if isinstance(segmentation, dict):
+        return {naming.structure_token(k): StructureMask(np.asarray(v, dtype=bool)) for k, v in segmentation.items()}
+    return masks_from_segmentation(segmentation, image, roles, preset.mask_mode)
+
+
+def plan_image_features(planner: Planner, image: sitk.Image, masks: dict[str, StructureMask], kind: str, source: str,
+                        half_life_h: float | None = None) -> None:
+    """Add the feature sets of one image (float64, on the masks' grid) to ``planner``.
+
+    ``kind`` and ``source`` are tokens (``naming.image_token``/``source_token``). A BED image is used as
+    it is; ``half_life_h`` (default 90Y) only maps the clip values for ``bed_upper_gy: lq``.
+    """
+    from SIRTDosimetryLib.nuclides import Y90
+
+    lq_maps = None
+    if kind == "bed":
+        lq_maps = bed_functions(planner.preset, masks, half_life_h or Y90.half_life_h)
+    planner.add_image(source, kind, image, masks, lq_maps=lq_maps)
+
+
 def extract_image_features(
     image: sitk.Image,
     segmentation,
@@ -634,23 +668,17 @@ def extract_image_features(
     structure → boolean mask on the image grid); ``structures`` maps a structure role (``tumour``,
     ``npl``, ``wnl``…) to one or more segment names. For ``kind="bed"`` the image must already be
     a BED map (``half_life_h`` only matters for ``bed_upper_gy: lq``; default 90Y).
-    """
-    from SIRTDosimetryLib.nuclides import Y90
 
+    The same three steps (:func:`structure_masks`, :func:`plan_image_features`, running the tasks
+    and :func:`assemble`) are what ``SIRTDosiomicsLib.mrml`` runs on Slicer nodes.
+    """
     from .presets import default_preset
 
     preset = preset or default_preset()
     kind = naming.image_token(kind)
     source = naming.source_token(source)
-    roles = {naming.structure_token(k): ((v,) if isinstance(v, str) else tuple(v)) for k, v in structures.items()}
     image = sitk.Cast(image, sitk.sitkFloat64)
-    if isinstance(segmentation, dict):
-        masks = {naming.structure_token(k): StructureMask(np.asarray(v, dtype=bool)) for k, v in segmentation.items()}
-    else:
-        masks = masks_from_segmentation(segmentation, image, roles, preset.mask_mode)
-    lq_maps = None
-    if kind == "bed":
-        lq_maps = bed_functions(preset, masks, half_life_h or Y90.half_life_h)
+    masks = structure_masks(image, segmentation, structure_roles(structures), preset)
     planner = Planner(preset, sparse_mcc=sparse_mcc)
-    planner.add_image(source, kind, image, masks, lq_maps=lq_maps)
+    plan_image_features(planner, image, masks, kind, source, half_life_h)
     return assemble(preset, planner.feature_sets, run_serial(planner.tasks))
