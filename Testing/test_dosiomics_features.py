@@ -60,12 +60,17 @@ def _phantom(shape=(20, 26, 26), seed=0):
 
 
 def _plain(image: sitk.Image, mask: np.ndarray, low, high, **settings) -> dict[str, float]:
-    """Plain pyradiomics on the full-size clipped image: the reference."""
+    """Plain pyradiomics on the full-size clipped image: the reference.
+
+    Run with one BLAS thread, as the wrapper runs: the thread count changes the summation order inside
+    numpy's eigenvalue routine (GLCM MCC), hence the last bit of that feature.
+    """
     clipped = sitk.GetImageFromArray(np.clip(sitk.GetArrayFromImage(image), low, high))
     clipped.CopyInformation(image)
     m = sitk.GetImageFromArray(mask.astype(np.uint8))
     m.CopyInformation(image)
-    out = featureextractor.RadiomicsFeatureExtractor(additionalInfo=False, **settings).execute(clipped, m)
+    with extract.one_blas_thread():
+        out = featureextractor.RadiomicsFeatureExtractor(additionalInfo=False, **settings).execute(clipped, m)
     return {k[len("original_"):]: float(v) for k, v in out.items()}
 
 

@@ -218,7 +218,7 @@ def test_the_process_is_left_as_found(scene):
     finally:
         extract.enable_sparse_mcc(was)
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    with logic.one_blas_thread():
+    with extract.one_blas_thread():
         inside = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     assert inside and set(inside) == {1}
 

@@ -35,12 +35,13 @@ only when the engine's method is the exact source it was verified against
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,7 +376,7 @@ class Planner:
             high = value
         elif isinstance(high, str):
             if "percentile" not in cache:
-                cache["percentile"] = float(np.percentile(image_array, percentile_value(high)))
+                cache["percentile"] = float(np.nanpercentile(image_array, percentile_value(high)))  # NaN outside structures is allowed
             high = cache["percentile"]
         return settings.clip_low, (None if high is None else float(high))
 
@@ -536,7 +537,29 @@ def assemble(preset: Preset, feature_sets: dict[str, FeatureSetInfo], results: d
 
 
 def run_serial(tasks: list[Task]) -> dict[str, TaskResult]:
-    return {t.task_id: run_task(t) for t in tasks}
+    with one_blas_thread():
+        return {t.task_id: run_task(t) for t in tasks}
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Limit BLAS/OpenMP to one thread in this process for the duration (threadpoolctl, when installed).
+
+    pyradiomics' GLCM MCC calls ``numpy.linalg.eigvals`` on many small matrices; a multi-threaded
+    BLAS (OpenBLAS uses every core by default) makes these calls many times slower, the more so on a
+    busy machine (0.7 s → 13 s for two tumours of sample patient 1 on a loaded 2-core machine). The
+    cohort's workers run with one thread (``cohort.single_threaded_children``); here, in the calling
+    process (Slicer's, or ``sirt features --image``), the limit is set for the extraction only and restored
+    afterwards. Values do not change.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not bundled with every Slicer: run with the BLAS as it is
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=1)
+    with limits:
+        yield
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,12 +21,15 @@ DOSIOMICS_REQUIREMENTS: dict[str, str] = {
     **DOSIMETRY_REQUIREMENTS,
     "radiomics": "pyradiomics-bhklab>=3.1",
     "pandas": "pandas>=2.0",
+    "yaml": "PyYAML>=6.0",
+    "threadpoolctl": "threadpoolctl>=3.1",
 }
 RESPONSE_REQUIREMENTS: dict[str, str] = {
     **DOSIMETRY_REQUIREMENTS,
     "sklearn": "scikit-learn>=1.3",
     "xgboost": "xgboost>=2.0",
     "skops": "skops>=0.9",
+    "imblearn": "imbalanced-learn>=0.13",  # the model pipeline (imblearn.pipeline.Pipeline, SMOTE)
     "pandas": "pandas>=2.0",
 }
 

@@ -57,10 +57,9 @@ closed surfaces) gets a binary labelmap representation, as Slicer's own export w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,7 @@ from SIRTDosimetryLib.mrml.logic import CancelCheck, OperationCancelled, Progres
 from .. import extract, naming
 from ..presets import Preset, load_preset
 
-__all__ = ["extract_features_from_nodes", "one_blas_thread", "OperationCancelled", "FEATURE_TABLE_KIND", "ATTRIBUTE_PREFIX", "IMAGE_ORDER"]
+__all__ = ["extract_features_from_nodes", "OperationCancelled", "FEATURE_TABLE_KIND", "ATTRIBUTE_PREFIX", "IMAGE_ORDER"]
 
 FEATURE_TABLE_KIND = "dosiomics_features"
 """Value of the table node's ``SIRT.Table`` attribute."""
@@ -361,7 +360,7 @@ def extract_features_from_nodes(
     limit) is the one place where this refuses what ``extract_image_features`` would attempt.
 
     Runs in this process, one pyradiomics call at a time (see the comment in the loop), with BLAS
-    limited to one thread meanwhile (``one_blas_thread``).
+    limited to one thread meanwhile (``extract.one_blas_thread``).
     """
     steps = _Steps(progress, cancel)
     steps(0.0, "Checking the inputs")
@@ -436,26 +435,6 @@ def extract_features_from_nodes(
     return table_node
 
 
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Limit BLAS/OpenMP to one thread in this process for the duration (threadpoolctl, when installed).
-
-    pyradiomics' GLCM MCC calls ``numpy.linalg.eigvals`` on many small matrices; a multi-threaded
-    BLAS (OpenBLAS uses every core by default) makes these calls many times slower, the more so on a
-    busy machine (0.7 s → 13 s for two tumours of sample patient 1 on a loaded 2-core machine). The
-    cohort's workers run with one thread (``cohort.single_threaded_children``); here, in Slicer's own
-    process, the limit is set for the extraction only and restored afterwards. Values do not change.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # not bundled with every Slicer: run with the BLAS as it is
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1)
-    with limits:
-        yield
-
-
 def _too_many_grey_levels(task, limit: int | None) -> str | None:
     """Why a texture task is not run (see ``MAX_GREY_LEVELS``), or None."""
     if limit is None or task.part == "shape" or task.crop.image is None:
@@ -511,7 +490,7 @@ def _compute(images, segmentation_node, roles, segment_ids, source, preset, step
     total = sum(t.cost for t in tasks) or 1.0
     done = 0.0
     results = {}
-    with one_blas_thread():
+    with extract.one_blas_thread():
         for number, task in enumerate(tasks, start=1):
             steps(0.2 + 0.75 * done / total, f"{', '.join(task.targets)}: {task.part} features ({number}/{len(tasks)})")
             refused = _too_many_grey_levels(task, max_grey_levels)

@@ -30,7 +30,7 @@ from SIRTDosimetryLib.mrml.logic import compute_dose_from_nodes
 from SIRTDosimetryLib.mrml.scenarios import PATIENT_1, PATIENT_2, check
 from SIRTDosimetryLib.mrml.scene import load_segmentation, load_volume, read_scene, save_scene
 
-from .. import naming
+from .. import extract, naming
 from ..extract import expected_columns, extract_image_features
 from ..presets import DEFAULT_PRESET_NAME, load_preset
 from .logic import (
@@ -39,7 +39,6 @@ from .logic import (
     IMAGE_ORDER,
     OperationCancelled,
     extract_features_from_nodes,
-    one_blas_thread,
 )
 
 PATIENT_1_STRUCTURES = {"tumour": ["Tumor 1", "Tumor 2"], "wnl": ["Normal Tissue"]}
@@ -73,7 +72,7 @@ def reference_row(files: dict[str, Path], segmentation_path: Path, structures: d
     """``extract_image_features`` on each image file (``{kind: path}``), columns in the table's order."""
     segmentation = read_segmentation(segmentation_path)
     row: dict = {}
-    with one_blas_thread():
+    with extract.one_blas_thread():
         for kind in IMAGE_ORDER:
             if kind in files:
                 row.update(extract_image_features(read_image(files[kind]), segmentation, structures, kind, source, preset))
