@@ -15,22 +15,22 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
 
-# import name -> pip requirement
-DOSIMETRY_REQUIREMENTS: dict[str, str] = {"nrrd": "pynrrd>=1.0", "scipy": "scipy>=1.10", "pydicom": "pydicom>=2.4"}
+# import name -> pip requirement; Testing/test_packaging.py checks each against pyproject.toml
+DOSIMETRY_REQUIREMENTS: dict[str, str] = {"nrrd": "pynrrd>=1.0", "scipy": "scipy>=1.11", "pydicom": "pydicom>=2.4"}
 DOSIOMICS_REQUIREMENTS: dict[str, str] = {
     **DOSIMETRY_REQUIREMENTS,
-    "radiomics": "pyradiomics-bhklab>=3.1",
-    "pandas": "pandas>=2.0",
+    "radiomics": "pyradiomics-bhklab>=3.1.4",
+    "pandas": "pandas>=2.1",
     "yaml": "PyYAML>=6.0",
     "threadpoolctl": "threadpoolctl>=3.1",
 }
 RESPONSE_REQUIREMENTS: dict[str, str] = {
     **DOSIMETRY_REQUIREMENTS,
-    "sklearn": "scikit-learn>=1.3",
+    "sklearn": "scikit-learn>=1.6",
     "xgboost": "xgboost>=2.0",
-    "skops": "skops>=0.9",
+    "skops": "skops>=0.10",
     "imblearn": "imbalanced-learn>=0.13",  # the model pipeline (imblearn.pipeline.Pipeline, SMOTE)
-    "pandas": "pandas>=2.0",
+    "pandas": "pandas>=2.1",
 }
 
 
