@@ -28,6 +28,16 @@ def patient2_paths(samples_dir) -> tuple[Path, Path]:
     return samples_dir / "patient_2_SPECT.nrrd", samples_dir / "patient_2_Segmentation.seg.nrrd"
 
 
+@pytest.fixture()
+def scene():
+    """A bare MRML scene with the volumes and segmentations logics set up (slicer-core, imported only here)."""
+    from SIRTDosimetryLib.mrml.scene import new_scene
+
+    context = new_scene()
+    yield context.scene
+    context.scene.Clear(1)
+
+
 def make_image(array: np.ndarray, spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0), direction=None) -> sitk.Image:
     """A SimpleITK image from a (z, y, x) array with the given geometry."""
     image = sitk.GetImageFromArray(np.asarray(array))

@@ -29,13 +29,6 @@ from SIRTDosimetryLib.mrml.logic import DoseSettings  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene, read_scene, save_scene  # noqa: E402
 
 
-@pytest.fixture()
-def scene():
-    context = new_scene()
-    yield context.scene
-    context.scene.Clear(1)
-
-
 @pytest.fixture(scope="module")
 def patient1(tmp_path_factory):
     context = new_scene()

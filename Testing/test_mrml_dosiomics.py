@@ -34,13 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRSTORDER = {"name": "firstorder-only", "classes": ["firstorder"]}
 
 
-@pytest.fixture()
-def scene():
-    context = new_scene()
-    yield context.scene
-    context.scene.Clear(1)
-
-
 @pytest.fixture(scope="module")
 def patient1(tmp_path_factory):
     context = new_scene()

@@ -23,7 +23,6 @@ if not hasattr(slicer, "vtkMRMLScene"):
     pytest.skip("the slicer-core wheel is not installed (the PyPI package 'slicer' is unrelated)", allow_module_level=True)
 
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
-from SIRTDosimetryLib.mrml.scene import new_scene  # noqa: E402
 from SIRTResponseLib import mrml  # noqa: E402
 from SIRTResponseLib import model_io, models  # noqa: E402
 from SIRTResponseLib.mrml import logic, scenarios  # noqa: E402
@@ -34,13 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return scenarios.small_model(tmp_path_factory.mktemp("response_model"))
-
-
-@pytest.fixture()
-def scene():
-    context = new_scene()
-    yield context.scene
-    context.scene.Clear(1)
 
 
 # --- the scenarios (also the module's self-test) -------------------------------------------------

@@ -56,21 +56,27 @@ def new_scene() -> SceneContext:
     return SceneContext(scene, setup_scene(scene))
 
 
-def load_volume(scene, path: str | Path, name: str | None = None):
-    """Read a scalar volume file into a new node, as Slicer's "Add data" does (same reader, same voxel order)."""
-    slicer = slicer_module()
+def _read_into_new_node(scene, path: str | Path, name: str | None, node_class: str, storage_class: str, what: str):
+    """A new node of ``node_class`` read from ``path`` by a new ``storage_class`` node; nothing left on failure."""
     path = Path(path)
     if not path.exists():
-        raise SIRTInputError(f"image file not found: {path}")
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name or _stem(path))
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        raise SIRTInputError(f"{what} file not found: {path}")
+    node = scene.AddNewNodeByClass(node_class, name or _stem(path))
+    storage = scene.AddNewNodeByClass(storage_class)
     storage.SetFileName(str(path))
     node.SetAndObserveStorageNodeID(storage.GetID())
     if not storage.ReadData(node):
         scene.RemoveNode(node)
         scene.RemoveNode(storage)
-        raise SIRTInputError(f"cannot read image {path}")
+        raise SIRTInputError(f"cannot read {what} {path}")
     node.CreateDefaultDisplayNodes()
+    return node
+
+
+def load_volume(scene, path: str | Path, name: str | None = None):
+    """Read a scalar volume file into a new node, as Slicer's "Add data" does (same reader, same voxel order)."""
+    slicer = slicer_module()
+    node = _read_into_new_node(scene, path, name, "vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "image")
     if isinstance(node.GetDisplayNode(), slicer.vtkMRMLScalarVolumeDisplayNode) and not node.GetDisplayNode().GetColorNodeID():
         node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
     return node
@@ -78,19 +84,7 @@ def load_volume(scene, path: str | Path, name: str | None = None):
 
 def load_segmentation(scene, path: str | Path, name: str | None = None):
     """Read a ``.seg.nrrd`` (or other segmentation file Slicer reads) into a new segmentation node."""
-    path = Path(path)
-    if not path.exists():
-        raise SIRTInputError(f"segmentation file not found: {path}")
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or _stem(path))
-    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
-    storage.SetFileName(str(path))
-    node.SetAndObserveStorageNodeID(storage.GetID())
-    if not storage.ReadData(node):
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
-        raise SIRTInputError(f"cannot read segmentation {path}")
-    node.CreateDefaultDisplayNodes()
-    return node
+    return _read_into_new_node(scene, path, name, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode", "segmentation")
 
 
 def _stem(path: Path) -> str:
