@@ -24,8 +24,8 @@ if not hasattr(slicer, "vtkMRMLScene"):
 
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTResponseLib import mrml  # noqa: E402
-from SIRTResponseLib import model_io, models  # noqa: E402
-from SIRTResponseLib.mrml import logic, scenarios  # noqa: E402
+from SIRTResponseLib import model_card  # noqa: E402
+from SIRTResponseLib.mrml import scenarios  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,11 +84,6 @@ def test_module_file_calls_match_the_implemented_contract():
         parameters = list(inspect.signature(scenario).parameters.values())
         assert parameters[0].name == "scene" and all(p.default is not inspect.Parameter.empty for p in parameters[1:])
     assert mrml.OperationCancelled.__name__ == "OperationCancelled"  # what the widget recognises
-
-
-def test_constants_repeated_from_model_io_and_models_agree():
-    assert (logic.CARD_FILE, logic.PAYLOAD_FILE, logic.CARD_FORMAT) == (model_io.CARD_FILE, model_io.PAYLOAD_FILE, model_io.CARD_FORMAT)
-    assert logic._CLASSIFIER_NAMES == models.CLASSIFIER_NAMES
 
 
 def test_model_summary_needs_neither_vtk_nor_the_model_packages(model):
@@ -164,14 +159,14 @@ def test_model_facts_of_a_card_without_metrics(model, tmp_path):
     """Cards written by build_card with other metrics (or none) still summarise; NaN stands for 'not given'."""
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / logic.PAYLOAD_FILE).write_bytes((model.folder / logic.PAYLOAD_FILE).read_bytes())
+    (folder / model_card.PAYLOAD_FILE).write_bytes((model.folder / model_card.PAYLOAD_FILE).read_bytes())
     card = {k: v for k, v in model.card.items() if k not in ("cv_metrics", "training_cohort")}
-    (folder / logic.CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    (folder / model_card.CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
     facts = mrml.model_facts(folder)
     assert math.isnan(facts["cv_auc"]) and facts["training_cohort"] == {}
     text = mrml.model_summary(folder)
     assert "AUC not given" in text and card["model"]["id"] in text
-    (folder / logic.CARD_FILE).write_text(json.dumps(card | {"format": "pickle"}), encoding="utf-8")
+    (folder / model_card.CARD_FILE).write_text(json.dumps(card | {"format": "pickle"}), encoding="utf-8")
     with pytest.raises(SIRTInputError, match="unknown model card format"):
         mrml.model_summary(folder)
     with pytest.raises(SIRTInputError, match="choose a model folder"):

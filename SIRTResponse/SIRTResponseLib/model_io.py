@@ -26,7 +26,6 @@ the selected features, SMOTE rows included).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -41,11 +40,9 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import commit_outputs, write_json
 from SIRTDosimetryLib.provenance import software_versions, to_jsonable
 
+from .model_card import CARD_FILE, CARD_FORMAT, PAYLOAD_FILE, read_checked
 from .models import selected_features
 
-PAYLOAD_FILE = "model.skops"
-CARD_FILE = "model_card.json"
-CARD_FORMAT = "sirt-response-model/1"
 INTENDED_USE = "research"
 
 ALLOWED_TYPES: tuple[str, ...] = (
@@ -182,18 +179,8 @@ class LoadedModel:
 
 def load_model(folder: str | Path) -> LoadedModel:
     """Check and load a model folder; raises :class:`SIRTInputError` for anything that does not check out."""
-    folder = Path(folder)
-    try:
-        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-        payload = (folder / PAYLOAD_FILE).read_bytes()
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SIRTInputError(f"{folder} is not a readable model folder: {exc}") from None
-    if card.get("format") != CARD_FORMAT:
-        raise SIRTInputError(f"{folder / CARD_FILE}: unknown model card format {card.get('format')!r}")
-    expected = card.get("payload", {}).get("sha256")
-    actual = hashlib.sha256(payload).hexdigest()
-    if expected != actual:
-        raise SIRTInputError(f"{folder / PAYLOAD_FILE}: SHA-256 {actual} does not match the model card ({expected}); refusing to load")
+    checked = read_checked(folder)
+    folder, card, payload = checked.folder, checked.card, checked.payload
     try:
         untrusted = _untrusted(payload)
         if untrusted:

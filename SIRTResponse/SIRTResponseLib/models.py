@@ -48,16 +48,6 @@ from .glmboost import GLMBoostClassifier
 
 CLASSIFIERS = ("dt", "glmboost", "lr", "mlp", "nb", "rf", "svm", "xgb")
 
-CLASSIFIER_NAMES = {
-    "dt": "decision tree",
-    "glmboost": "GLM boosting",
-    "lr": "logistic regression",
-    "mlp": "multilayer perceptron",
-    "nb": "naive Bayes",
-    "rf": "random forest",
-    "svm": "support vector machine",
-    "xgb": "XGBoost",
-}
 
 GRIDS: dict[str, dict[str, list]] = {
     "dt": {"max_depth": [2, 3, None]},

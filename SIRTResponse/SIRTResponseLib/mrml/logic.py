@@ -57,39 +57,22 @@ read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
+
+# model_card needs the standard library only; model_io (scikit-learn, XGBoost, skops) is imported on prediction.
+from ..model_card import CLASSIFIER_NAMES, read_checked
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``."""
 CancelCheck = Callable[[], bool]
 """Returns True when the user asked to stop; checked between steps."""
-
-# The model folder's files, as ``model_io`` writes them, and the classifier names. Repeated here (Testing/test_mrml_response.py
-# checks they agree) so that reading a card needs the standard library only: model_io imports
-# scikit-learn, imbalanced-learn, XGBoost and skops, which Slicer installs on first prediction.
-CARD_FILE = "model_card.json"
-PAYLOAD_FILE = "model.skops"
-CARD_FORMAT = "sirt-response-model/1"
-_CLASSIFIER_NAMES = {
-    "dt": "decision tree",
-    "glmboost": "GLM boosting",
-    "lr": "logistic regression",
-    "mlp": "multilayer perceptron",
-    "nb": "naive Bayes",
-    "rf": "random forest",
-    "svm": "support vector machine",
-    "xgb": "XGBoost",
-}
-"""``models.CLASSIFIER_NAMES`` (models imports scikit-learn and XGBoost)."""
 
 PREDICTION_TABLE_KIND = "response_prediction"
 """Value of the prediction table node's ``SIRT.Table`` attribute."""
@@ -126,30 +109,6 @@ PREDICTION_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 # the model card (standard library only)
 
 
-def _read_card(model_dir) -> tuple[Path, dict, str, str]:
-    """``(folder, card, payload SHA-256, card SHA-256)``; refuses what ``model_io.load_model`` refuses
-    before unpickling: unreadable files, an unknown card format, a payload hash that does not match."""
-    if model_dir is None or not str(model_dir).strip():
-        raise SIRTInputError("choose a model folder (written by 'sirt train')")
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise SIRTInputError(f"{folder} is not a folder; choose the model folder written by 'sirt train' ({CARD_FILE} + {PAYLOAD_FILE})")
-    try:
-        card_bytes = (folder / CARD_FILE).read_bytes()
-        card = json.loads(card_bytes.decode("utf-8"))
-        payload_sha256 = hashlib.sha256((folder / PAYLOAD_FILE).read_bytes()).hexdigest()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SIRTInputError(f"{folder} is not a readable model folder: {exc}") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise SIRTInputError(f"{folder / CARD_FILE}: unknown model card format {card.get('format') if isinstance(card, dict) else None!r}")
-    expected = (card.get("payload") or {}).get("sha256")
-    if expected != payload_sha256:
-        raise SIRTInputError(
-            f"{folder / PAYLOAD_FILE}: SHA-256 {payload_sha256} does not match the model card ({expected}); refusing to load"
-        )
-    return folder, card, payload_sha256, hashlib.sha256(card_bytes).hexdigest()
-
-
 def _metric(card: dict, name: str) -> tuple[float, float, float]:
     entry = (card.get("cv_metrics") or {}).get(name) or {}
     return tuple(_float(entry.get(k)) for k in ("value", "ci_low", "ci_high"))
@@ -165,7 +124,7 @@ def _float(value) -> float:
 def _description(model: dict) -> str:
     parts = []
     if model.get("classifier"):
-        parts.append(_CLASSIFIER_NAMES.get(model["classifier"], model["classifier"]))
+        parts.append(CLASSIFIER_NAMES.get(model["classifier"], model["classifier"]))
     if model.get("selector"):
         parts.append(f"{model['selector']} feature selection")
     if model.get("strategy"):
@@ -180,7 +139,8 @@ def model_facts(model_dir) -> dict:
     ``model_io.load_model``, which also checks its types). Raises ``SIRTInputError`` for a folder
     that is not a model folder or a payload that does not match its card.
     """
-    folder, card, payload_sha256, card_sha256 = _read_card(model_dir)
+    checked = read_checked(model_dir)
+    folder, card, payload_sha256, card_sha256 = checked.folder, checked.card, checked.payload_sha256, checked.card_sha256
     model = card.get("model") or {}
     auc, auc_low, auc_high = _metric(card, "auc")
     accuracy, accuracy_low, accuracy_high = _metric(card, "accuracy")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
 
+from .. import model_card
 from . import logic
 from .logic import PREDICTION_COLUMNS, model_facts, model_summary, predict_from_table_node
 
@@ -80,7 +81,7 @@ def small_model(work_dir: str | Path | None = None) -> SmallModel:
     result = run_study(cohort, StrategyRules(), [STRATEGY], config, work_dir / "study", overwrite=True)
     check((result.table["status"] == "ok").all(), f"the small model could not be fitted: {result.table['error'].tolist()}")
     folder = export_study_model(work_dir / "model", result, result.best().id, cohort, overwrite=True)
-    card = json.loads((folder / logic.CARD_FILE).read_text(encoding="utf-8"))
+    card = json.loads((folder / model_card.CARD_FILE).read_text(encoding="utf-8"))
     _MODELS["model"] = SmallModel(folder, features, card)
     return _MODELS["model"]
 
@@ -186,7 +187,7 @@ def _refused(call, *fragments: str) -> str:
 def check_identity(row: dict, model: SmallModel, what: str) -> None:
     """The model's identity columns of one prediction row match the model folder."""
     card = model.card
-    payload_sha256 = hashlib.sha256((model.folder / logic.PAYLOAD_FILE).read_bytes()).hexdigest()
+    payload_sha256 = hashlib.sha256((model.folder / model_card.PAYLOAD_FILE).read_bytes()).hexdigest()
     check(row["model_id"] == card["model"]["id"], f"{what}: model_id {row['model_id']!r}")
     check(row["payload_sha256"] == payload_sha256 == card["payload"]["sha256"], f"{what}: payload SHA-256 {row['payload_sha256']!r}")
     check(row["trained_utc"] == card["created_utc"], f"{what}: training date {row['trained_utc']!r}")
@@ -321,7 +322,7 @@ def _tamper_types(folder: Path) -> None:
             return any(replace(v) for v in node)
         return False
 
-    payload = folder / logic.PAYLOAD_FILE
+    payload = folder / model_card.PAYLOAD_FILE
     with zipfile.ZipFile(payload) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     schema = json.loads(members["schema.json"])
@@ -330,7 +331,7 @@ def _tamper_types(folder: Path) -> None:
     with zipfile.ZipFile(payload, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-    card_path = folder / logic.CARD_FILE
+    card_path = folder / model_card.CARD_FILE
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["payload"]["sha256"] = hashlib.sha256(payload.read_bytes()).hexdigest()
     card_path.write_text(json.dumps(card), encoding="utf-8")
@@ -361,7 +362,7 @@ def scenario_refusals(scene) -> dict:
     snapshots[not_a_number.GetID()] = _snapshot(not_a_number)
     empty_folder = _temporary_folder("SIRTResponseTest-")
     tampered = _copy_model(model, "tampered")
-    payload = tampered / logic.PAYLOAD_FILE
+    payload = tampered / model_card.PAYLOAD_FILE
     payload.write_bytes(payload.read_bytes() + b"\0")
     foreign = _copy_model(model, "foreign types")
     _tamper_types(foreign)
