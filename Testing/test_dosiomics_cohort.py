@@ -128,7 +128,7 @@ def test_cohort_table_failures_and_resume(cohort_dir, tmp_path, monkeypatch):
         assert np.isfinite(frame.loc[0, name]), name
     assert frame.loc[1, "maa_dvc_patient_injected_activity_gbq"] == 2.0
     # CSV and Parquet hold the same table; features.json the provenance.
-    csv_frame = pd.read_csv(out / "features.csv", keep_default_na=False, na_values=[""])
+    csv_frame = pd.read_csv(out / "features.csv", keep_default_na=False, na_values=[""], float_precision="round_trip")
     parquet = pd.read_parquet(out / "features.parquet")
     assert list(csv_frame.columns) == list(parquet.columns) == list(frame.columns)
     np.testing.assert_array_equal(csv_frame[features].to_numpy(float), parquet[features].to_numpy(float))
@@ -191,7 +191,7 @@ def test_cli_single_image_and_cohort(cohort_dir, tmp_path, capsys):
                    "--structure", "wnl=normal a|normal b", "--output", str(tmp_path / "one.csv")])
     assert args.run(args) == 0
     assert "wrote" in capsys.readouterr().out
-    table = pd.read_csv(tmp_path / "one.csv", keep_default_na=False, na_values=[""])
+    table = pd.read_csv(tmp_path / "one.csv", keep_default_na=False, na_values=[""], float_precision="round_trip")
     assert len(table) == 1 and sum(c.startswith("maa_spect_tumour_") and "_diagnostics_" not in c for c in table.columns) == 109
     assert pd.isna(table.loc[0, "maa_spect_wnl_error"])  # empty: no error
     assert np.isfinite(table.loc[0, "maa_spect_wnl_gldm_DependenceEntropy"])

@@ -128,7 +128,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
     if suffix in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        # round_trip: the values written by 'sirt features' come back bit for bit (pandas 2's default parser
+        # is off in the last digit for some doubles).
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip")
     raise SIRTInputError(f"{path}: tables must be .csv, .tsv or .parquet")
 
 
