@@ -13,7 +13,10 @@ from pathlib import Path
 
 from . import __version__
 
-_PACKAGES = ("numpy", "scipy", "SimpleITK", "pynrrd", "pydicom", "slicer-core", "pyradiomics-bhklab", "scikit-learn", "xgboost", "pandas")
+_PACKAGES = (
+    "numpy", "scipy", "SimpleITK", "pynrrd", "pydicom", "slicer-core", "pyradiomics-bhklab", "scikit-learn",
+    "imbalanced-learn", "xgboost", "skops", "joblib", "threadpoolctl", "pandas", "statsmodels", "lifelines",
+)
 
 
 def software_versions() -> dict[str, str]:

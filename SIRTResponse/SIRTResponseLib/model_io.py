@@ -29,7 +29,6 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -65,18 +64,7 @@ ALLOWED_TYPES: tuple[str, ...] = (
 """Types beyond skops' defaults that a model payload may contain: our own steps, imbalanced-learn's
 pipeline and sampler, the calibrated SVM's parts, tree structures and the XGBoost booster."""
 
-_EXTRA_PACKAGES = ("skops", "imbalanced-learn", "joblib", "threadpoolctl")
 _CHECKED_PACKAGES = ("scikit-learn", "imbalanced-learn", "xgboost", "skops", "numpy")
-
-
-def package_versions() -> dict[str, str]:
-    versions = software_versions()
-    for name in _EXTRA_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def _untrusted(payload: bytes) -> list[str]:
@@ -143,7 +131,7 @@ def build_card(
         "feature_extraction": extraction_settings,
         "training_cohort": cohort_summary,
         "cv_metrics": cv_metrics,
-        "software": package_versions(),
+        "software": software_versions(),
     }
 
 
@@ -191,7 +179,7 @@ def load_model(folder: str | Path) -> LoadedModel:
     except Exception as exc:  # a damaged or foreign payload: skops raises many kinds of errors
         raise SIRTInputError(f"{folder / PAYLOAD_FILE} cannot be loaded: {type(exc).__name__}: {exc}") from None
     notes = []
-    current = package_versions()
+    current = software_versions()
     for name in _CHECKED_PACKAGES:
         trained = card.get("software", {}).get(name)
         if trained and current.get(name) and trained != current[name]:

@@ -123,11 +123,19 @@ def _new_table(scene, name: str):
     return table_node
 
 
-def _add_column(table_node, name: str, values: Sequence, title: str = "", unit: str = "", description: str = "") -> None:
-    if values and all(isinstance(v, str) for v in values):
+def add_column(
+    table_node, name: str, values: Sequence, title: str = "", unit: str = "", description: str = "", text: bool | None = None
+) -> None:
+    """Append a column: text (vtkStringArray, None → "") or numbers (vtkDoubleArray, None → NaN).
+
+    ``text=None`` makes a text column when every value is a string.
+    """
+    if text is None:
+        text = bool(values) and all(isinstance(v, str) for v in values)
+    if text:
         array = vtk.vtkStringArray()
         for v in values:
-            array.InsertNextValue(v)
+            array.InsertNextValue("" if v is None else str(v))
     else:
         array = vtk.vtkDoubleArray()
         for v in values:
@@ -156,7 +164,7 @@ def summary_table(scene, segments, name: str, table_node=None):
         values = [getattr(s, column) for s in segments]
         if column != "name" and all(v is None for v in values):
             continue  # no BED columns without radiobiology
-        _add_column(table_node, column, values, title, unit, description)
+        add_column(table_node, column, values, title, unit, description)
     return table_node
 
 
@@ -169,22 +177,23 @@ def rows_table(scene, name: str, header: Sequence[str], rows: Sequence[Sequence]
         values = [row[c] for row in rows]
         if any(isinstance(v, str) for v in values):
             values = ["" if v is None else str(v) for v in values]
-        _add_column(table_node, column, values)
+        add_column(table_node, column, values)
     return table_node
+
+
+def cell_value(array, r: int) -> float | str:
+    """A table cell as float (numeric arrays) or str (text arrays, and variant arrays as Slicer's CSV reader makes)."""
+    if array.IsA("vtkDataArray"):
+        return float(array.GetTuple1(r))
+    value = array.GetValue(r)
+    return value if isinstance(value, str) else value.ToString()
 
 
 def table_rows(table_node) -> list[dict]:
     """The rows of a table node as dictionaries (numbers as float, text as str)."""
     table = table_node.GetTable()
     columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
-    rows = []
-    for r in range(table.GetNumberOfRows()):
-        row = {}
-        for column in columns:
-            value = column.GetValue(r)
-            row[column.GetName()] = value if isinstance(value, str) else float(value)
-        rows.append(row)
-    return rows
+    return [{c.GetName(): cell_value(c, r) for c in columns} for r in range(table.GetNumberOfRows())]
 
 
 def text_node(scene, name: str, data: dict):
@@ -239,8 +248,8 @@ def dvh_plot_nodes(
     for index, (structure, (x, y)) in enumerate(checked.items()):
         x_name, y_name = f"{structure} {quantity.lower()} ({units})", f"{structure} volume"
         pad = n - x.size
-        _add_column(table_node, x_name, np.concatenate([x, np.full(pad, x[-1])]).tolist(), unit=units)
-        _add_column(table_node, y_name, np.concatenate([y, np.full(pad, y[-1])]).tolist())
+        add_column(table_node, x_name, np.concatenate([x, np.full(pad, x[-1])]).tolist(), unit=units)
+        add_column(table_node, y_name, np.concatenate([y, np.full(pad, y[-1])]).tolist())
         series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", structure)  # the legend shows this name
         series.SetAndObserveTableNodeID(table_node.GetID())
         series.SetXColumnName(x_name)

@@ -70,8 +70,8 @@ import SimpleITK as sitk
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation
 from SIRTDosimetryLib.io.volumes import CONCENTRATION_UNITS_TO_BQ_PER_ML
-from SIRTDosimetryLib.mrml import convert
-from SIRTDosimetryLib.mrml._vtk import numpy_support, slicer_module, vtk
+from SIRTDosimetryLib.mrml import convert, outputs
+from SIRTDosimetryLib.mrml._vtk import numpy_support, slicer_module
 from SIRTDosimetryLib.mrml.logic import CancelCheck, OperationCancelled, ProgressCallback, volume_units
 
 from .. import extract, naming
@@ -299,14 +299,8 @@ def _fill_table(table_node, row: dict[str, Any]) -> None:
     try:
         table_node.RemoveAllColumns()
         for column, value in row.items():
-            if _text_column(column):
-                array = vtk.vtkStringArray()
-                array.InsertNextValue(_one_line(value))
-            else:
-                array = vtk.vtkDoubleArray()
-                array.InsertNextValue(math.nan if value is None else float(value))
-            array.SetName(column)
-            table_node.AddColumn(array)
+            text = _text_column(column)
+            outputs.add_column(table_node, column, [_one_line(value) if text else value], text=text)
     finally:
         table_node.EndModify(modified)
 

@@ -229,14 +229,6 @@ class FeatureRows:
     errors: dict[str, list[str]]  # "<prefix>_error" text column → one text per row (SIRTDosiomics)
 
 
-def _array_value(array, r: int):
-    """A cell as float (numeric arrays) or str (text and variant arrays)."""
-    if array.IsA("vtkDataArray"):
-        return float(array.GetTuple1(r))
-    value = array.GetValue(r)
-    return value if isinstance(value, str) else value.ToString()
-
-
 def _number(value, feature: str, where: str) -> float:
     if isinstance(value, float):
         return value
@@ -271,6 +263,8 @@ def read_feature_table(table_node, features, row: int | None = 0, id_column: str
     """The values of ``features`` (the model's input features) in ``table_node``; see the module's
     docstring for the two layouts. Features the table lacks are left out of ``values`` (the caller
     decides whether they are needed). Only reads the table."""
+    from SIRTDosimetryLib.mrml.outputs import cell_value  # VTK: imported on prediction only
+
     if table_node is None or not hasattr(table_node, "IsA") or not table_node.IsA("vtkMRMLTableNode"):
         raise SIRTInputError("choose a table node with the patient's features")
     table = table_node.GetTable()
@@ -294,16 +288,16 @@ def read_feature_table(table_node, features, row: int | None = 0, id_column: str
     rows = list(range(n_rows)) if row is None else [row]
     by_name = dict(zip(column_names, columns))  # a vtkTable's column names are unique
     if id_column in by_name:
-        ids = [_id_text(_array_value(by_name[id_column], r)) for r in rows]
+        ids = [_id_text(cell_value(by_name[id_column], r)) for r in rows]
     else:
         ids = [""] * len(rows)
     ids = [i or (name if n_rows == 1 else f"{name} row {r}") for i, r in zip(ids, rows)]
     values = {
-        feature: [_number(_array_value(by_name[feature], r), feature, f"in row {r}") for r in rows]
+        feature: [_number(cell_value(by_name[feature], r), feature, f"in row {r}") for r in rows]
         for feature in wanted if feature in by_name
     }
     errors = {
-        column_name: [str(_array_value(array, r)).strip() for r in rows]
+        column_name: [str(cell_value(array, r)).strip() for r in rows]
         for column_name, array in by_name.items()
         if column_name.endswith("_error") and not array.IsA("vtkDataArray")
     }
@@ -311,15 +305,17 @@ def read_feature_table(table_node, features, row: int | None = 0, id_column: str
 
 
 def _read_name_value(columns, n_rows: int, wanted: list[str], row: int | None, id_column: str, name: str) -> FeatureRows:
+    from SIRTDosimetryLib.mrml.outputs import cell_value  # VTK: imported on prediction only
+
     if row not in (None, 0):
         raise SIRTInputError(f"feature table {name!r} is a two-column name/value table: it holds one patient, use row 0")
     names, values = columns
     entries: dict[str, object] = {}
     for r in range(n_rows):
-        key = str(_array_value(names, r)).strip()
+        key = str(cell_value(names, r)).strip()
         if key in entries and key in (*wanted, id_column):
             raise SIRTInputError(f"feature table {name!r} lists {key!r} twice")
-        entries.setdefault(key, _array_value(values, r))
+        entries.setdefault(key, cell_value(values, r))
     patient = _id_text(entries[id_column]) if id_column in entries else ""
     features = {f: [_number(entries[f], f, "in the name/value table")] for f in wanted if f in entries}
     errors = {k: [str(v).strip()] for k, v in entries.items() if k.endswith("_error") and isinstance(v, str)}
@@ -386,7 +382,7 @@ def _prediction_rows(model, facts: dict, rows: FeatureRows, predictions, feature
 
 
 def _fill_table(table_node, records: list[dict]) -> None:
-    from SIRTDosimetryLib.mrml._vtk import vtk
+    from SIRTDosimetryLib.mrml.outputs import add_column  # VTK: imported on prediction only
 
     modified = table_node.StartModify()
     try:
@@ -394,13 +390,7 @@ def _fill_table(table_node, records: list[dict]) -> None:
         if hasattr(table_node, "SetUseColumnTitleAsColumnHeader"):
             table_node.SetUseColumnTitleAsColumnHeader(True)
         for column, kind, title, description in PREDICTION_COLUMNS:
-            array = vtk.vtkStringArray() if kind == "text" else vtk.vtkDoubleArray()
-            array.SetName(column)
-            for record in records:
-                array.InsertNextValue(str(record[column]) if kind == "text" else float(record[column]))
-            table_node.AddColumn(array)
-            table_node.SetColumnTitle(column, title)
-            table_node.SetColumnDescription(column, description)
+            add_column(table_node, column, [record[column] for record in records], title, description=description, text=kind == "text")
     finally:
         table_node.EndModify(modified)
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from SIRTDosimetryLib.errors import SIRTInputError
 
 from .. import model_card
+from SIRTDosimetryLib.mrml.outputs import table_rows
+
 from . import logic
 from .logic import PREDICTION_COLUMNS, model_facts, model_summary, predict_from_table_node
 
@@ -141,13 +143,6 @@ def patient_records(model: SmallModel, indices, columns: list[str] | None = None
     if columns is not None:
         frame = frame[["patient_id", *columns]]
     return frame.to_dict("records")
-
-
-def table_rows(table_node) -> list[dict]:
-    """The rows of a table node as dictionaries (numbers as float, text as str)."""
-    table = table_node.GetTable()
-    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
-    return [{c.GetName(): logic._array_value(c, r) for c in columns} for r in range(table.GetNumberOfRows())]
 
 
 def _snapshot(table_node) -> tuple:
