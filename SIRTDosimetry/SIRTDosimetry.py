@@ -3,7 +3,7 @@
 The computation lives in ``SIRTDosimetryLib`` (plain Python, tested without Slicer); this file is the
 Slicer module around it: module description, parameter node, a thin widget loaded from
 ``Resources/UI/SIRTDosimetry.ui``, the logic (which delegates to ``SIRTDosimetryLib.mrml``) and the
-self-test (which runs the same scenarios as the pytest suite, ``SIRTDosimetryLib.mrml.scenarios``).
+self-test (which runs the same scenarios as the pytest suite, ``SIRTDosimetryLib.testing.scenarios``).
 """
 
 import enum
@@ -427,14 +427,14 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
 
 
 class SIRTDosimetryTest(ScriptedLoadableModuleTest):
-    """Runs the scenarios of ``SIRTDosimetryLib.mrml.scenarios`` on Slicer's own scene, the same
+    """Runs the scenarios of ``SIRTDosimetryLib.testing.scenarios`` on Slicer's own scene, the same
     functions the pytest suite runs on the slicer-core wheel."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from SIRTDosimetryLib.mrml import scenarios
+        from SIRTDosimetryLib.testing import scenarios
 
         for scenario in scenarios.ALL_SCENARIOS:
             self.setUp()
@@ -448,7 +448,7 @@ class SIRTDosimetryTest(ScriptedLoadableModuleTest):
 
     def test_ParameterNodeSettings(self):
         """The parameter node holds every field of ``DoseSettings`` and gives the same parameters."""
-        from SIRTDosimetryLib.mrml import scenarios
+        from SIRTDosimetryLib.testing import scenarios
         from SIRTDosimetryLib.mrml.logic import DoseSettings
 
         self.setUp()

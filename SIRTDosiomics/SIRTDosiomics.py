@@ -253,16 +253,16 @@ class SIRTDosiomicsLogic(ScriptedLoadableModuleLogic):
 
 
 class SIRTDosiomicsTest(ScriptedLoadableModuleTest):
-    """Runs ``SIRTDosiomicsLib.mrml.scenarios`` (the pytest scenarios) on Slicer's scene."""
+    """Runs ``SIRTDosiomicsLib.testing.scenarios`` (the pytest scenarios) on Slicer's scene."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         try:
-            from SIRTDosiomicsLib.mrml import scenarios
+            from SIRTDosiomicsLib.testing import scenarios
         except ImportError as exc:
-            self.fail(f"SIRTDosiomicsLib.mrml.scenarios is missing: {exc}")
+            self.fail(f"SIRTDosiomicsLib.testing.scenarios is missing: {exc}")
         for scenario in scenarios.ALL_SCENARIOS:
             self.setUp()
             self.delayDisplay(f"Running {scenario.__name__}")

@@ -225,16 +225,16 @@ class SIRTResponseLogic(ScriptedLoadableModuleLogic):
 
 
 class SIRTResponseTest(ScriptedLoadableModuleTest):
-    """Runs ``SIRTResponseLib.mrml.scenarios`` (the pytest scenarios) on Slicer's scene."""
+    """Runs ``SIRTResponseLib.testing.scenarios`` (the pytest scenarios) on Slicer's scene."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         try:
-            from SIRTResponseLib.mrml import scenarios
+            from SIRTResponseLib.testing import scenarios
         except ImportError as exc:
-            self.fail(f"SIRTResponseLib.mrml.scenarios is missing: {exc}")
+            self.fail(f"SIRTResponseLib.testing.scenarios is missing: {exc}")
         for scenario in scenarios.ALL_SCENARIOS:
             self.setUp()
             self.delayDisplay(f"Running {scenario.__name__}")

@@ -20,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("SIRTDosimetry", "SIRTDosiomics", "SIRTResponse")
-IGNORED_PARTS = {"__pycache__"}
+# Per-module pytest suites (<Module>/Testing/Python) are not installed with the extension.
+IGNORED_PARTS = {"__pycache__", "Testing"}
 
 # Widget class -> annotation types the parameterNodeWrapper can connect it to ("enum": an Enum subclass
 # defined in the module file; "vtkMRML": a node class).
@@ -293,3 +294,22 @@ def test_icon_is_a_128_pixel_png(module):
     data = (ROOT / module / "Resources" / "Icons" / f"{module}.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     assert struct.unpack(">II", data[16:24]) == (128, 128)
+
+
+def test_sirt_cmakelists_lists_every_file():
+    text = (ROOT / "sirt" / "CMakeLists.txt").read_text(encoding="utf-8")
+    listed = re.search(r"set\(\s*SIRT_PYTHON_SCRIPTS\b(.*?)\)", text, re.S).group(1).split()
+    on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sirt").rglob("*.py") if "__pycache__" not in p.parts}
+    assert set(listed) == on_disk and len(listed) == len(set(listed))
+    assert "add_subdirectory(sirt)" in (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+
+
+def test_no_package_imports_the_command_line_above_it():
+    """The three computation packages never import ``sirt``: it stands above them."""
+    for module in MODULES:
+        for path in (ROOT / module / f"{module}Lib").rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+                assert not any(n == "sirt" or n.startswith("sirt.") for n in names), f"{path} imports sirt"

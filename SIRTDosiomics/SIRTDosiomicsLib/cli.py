@@ -27,6 +27,11 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from . import naming
 
 
+def register(subparsers) -> None:
+    """Add ``sirt features`` to ``sirt``'s argparse subparsers (called by the ``sirt`` package)."""
+    add_parser(subparsers)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "features",

@@ -1,6 +1,6 @@
 """Response prediction on a real vtkMRMLScene (slicer-core 5.12 wheel): SIRTResponseLib.mrml.
 
-The checks live in ``SIRTResponseLib.mrml.scenarios`` so that the SIRTResponse self-test in Slicer
+The checks live in ``SIRTResponseLib.testing.scenarios`` so that the SIRTResponse self-test in Slicer
 runs the very same code; here each scenario runs in a fresh scene on a small model trained once
 (synthetic cohort, one strategy × one selector × one classifier) and exported into ``tmp_path``,
 and a few properties that only make sense outside Slicer are checked besides.
@@ -25,9 +25,9 @@ if not hasattr(slicer, "vtkMRMLScene"):
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTResponseLib import mrml  # noqa: E402
 from SIRTResponseLib import model_card  # noqa: E402
-from SIRTResponseLib.mrml import scenarios  # noqa: E402
+from SIRTResponseLib.testing import scenarios  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

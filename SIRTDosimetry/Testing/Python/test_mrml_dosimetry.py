@@ -1,6 +1,6 @@
 """The SIRTDosimetry MRML layer on a real vtkMRMLScene (slicer-core 5.12 wheel).
 
-The heavy checks live in ``SIRTDosimetryLib.mrml.scenarios`` so that the module's self-test in
+The heavy checks live in ``SIRTDosimetryLib.testing.scenarios`` so that the module's self-test in
 Slicer runs the very same code; here each scenario runs in a fresh scene with the volumes,
 segmentations and colour logics set up, and a few extra properties are checked on what it returns.
 """
@@ -22,7 +22,8 @@ if not hasattr(slicer, "vtkMRMLScene"):
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import read_segmentation  # noqa: E402
 from SIRTDosimetryLib.io.volumes import read_activity_image  # noqa: E402
-from SIRTDosimetryLib.mrml import convert, outputs, scenarios  # noqa: E402
+from SIRTDosimetryLib.mrml import convert, outputs  # noqa: E402
+from SIRTDosimetryLib.testing import scenarios  # noqa: E402
 from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, missing_requirements  # noqa: E402
 from SIRTDosimetryLib.mrml.export import save_dose_scene  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings  # noqa: E402
@@ -321,7 +322,7 @@ def test_dependencies_are_installed_only_after_the_user_agrees():
 
 def test_docs_batch_example_runs_as_written(monkeypatch, capsys):
     """docs/slicer.md's "Batch from Slicer's Python console" block, on a slicer-core scene."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "slicer.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[3] / "docs" / "slicer.md").read_text(encoding="utf-8")
     block = re.search(r"```python\n# doc-example: batch\n(.*?)```", text, re.S).group(1)
     context = new_scene()
     monkeypatch.setattr(slicer, "mrmlScene", context.scene, raising=False)

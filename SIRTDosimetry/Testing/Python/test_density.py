@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import make_image
 
-from SIRTDosimetryLib.cli.main import main
+from sirt.main import main
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration
 from SIRTDosimetryLib.dose.density import HUDensityTable, density_from_ct, read_hu_density_table
 from SIRTDosimetryLib.dose.engine import DoseParameters, compute_dose

@@ -8,17 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from SIRTDosimetryLib.cli import main as sirt_main
-from SIRTResponseLib.cli import predict_command, stats_command, train_command
+from sirt.main import main as sirt_main
 from SIRTResponseLib.synthetic import SIGNAL_COLUMNS, synthetic_cohort
 
 
 @pytest.fixture()
-def sirt(monkeypatch):
-    """``sirt`` with the response subcommands registered (as cli/main.py will once they are added)."""
-    subcommands = tuple(m for m in sirt_main.SUBCOMMANDS if m not in (train_command, predict_command, stats_command))
-    monkeypatch.setattr(sirt_main, "SUBCOMMANDS", (*subcommands, train_command, predict_command, stats_command))
-    return sirt_main.main
+def sirt():
+    """The real ``sirt`` entry point."""
+    return sirt_main
 
 
 @pytest.fixture(scope="module")

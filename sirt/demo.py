@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data import SAMPLES_DIR
-from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
-from ..dose.engine import DoseParameters
-from ..dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
-from .dose_command import format_table, run_dose
+from SIRTDosimetryLib.cli import dvh_command
+from SIRTDosimetryLib.cli.dose_command import format_table, run_dose
+from SIRTDosimetryLib.data import SAMPLES_DIR
+from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, RelativeCalibration
+from SIRTDosimetryLib.dose.engine import DoseParameters
+from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
 
 PATIENT_2_ASSUMED_ACTIVITY_GBQ = 1.5
 PATIENT_2_ASSUMED_LSF = 0.05
 
 
-def add_parser(subparsers) -> None:
+def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the dose engine on the bundled sample patients")
     p.add_argument("--output", type=Path, default=Path("demo_output"), help="output folder (default ./demo_output)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier demo run")
@@ -75,9 +76,15 @@ def dvh_arguments(name: str, segmentation: Path, dose_dir: Path) -> list[str] | 
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from .main import build_parser  # the dvh step runs exactly as on the command line
+def _dvh_parser() -> argparse.ArgumentParser:
+    """A parser with ``sirt dvh`` alone: the demo's dvh step runs exactly as on the command line."""
+    parser = argparse.ArgumentParser(prog="sirt")
+    dvh_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
 
+
+def run(args: argparse.Namespace) -> int:
+    dvh_parser = _dvh_parser()
     for name, activity, segmentation, params, description in demo_cases():
         result, _ = run_dose(activity, segmentation, params, args.output / name, overwrite=args.overwrite)
         print(f"\n== {name}: {description}")
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}")
         dvh = dvh_arguments(name, segmentation, args.output / name)
         if dvh is not None:
-            dvh_args = build_parser().parse_args([*dvh, *(["--overwrite"] if args.overwrite else [])])
+            dvh_args = dvh_parser.parse_args([*dvh, *(["--overwrite"] if args.overwrite else [])])
             print(f"-- dose-volume analysis ({args.output / name / 'dvh'})")
             dvh_args.run(dvh_args)
     print(f"\nDose maps, BED/EQD2 maps, summary.json and DVH/constraints written under {args.output}/")

@@ -27,13 +27,13 @@ from SIRTDosimetryLib.io.segmentations import Segment, Segmentation, read_segmen
 from SIRTDosimetryLib.io.volumes import read_image
 from SIRTDosimetryLib.mrml import convert, outputs
 from SIRTDosimetryLib.mrml.logic import compute_dose_from_nodes
-from SIRTDosimetryLib.mrml.scenarios import PATIENT_1, PATIENT_2, check
+from SIRTDosimetryLib.testing.scenarios import PATIENT_1, PATIENT_2, check
 from SIRTDosimetryLib.mrml.scene import load_segmentation, load_volume, read_scene, save_scene
 
 from .. import extract, naming
 from ..extract import expected_columns, extract_image_features
 from ..presets import DEFAULT_PRESET_NAME, load_preset
-from .logic import (
+from ..mrml.logic import (
     ATTRIBUTE_PREFIX,
     FEATURE_TABLE_KIND,
     IMAGE_ORDER,

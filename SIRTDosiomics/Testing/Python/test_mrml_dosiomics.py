@@ -1,6 +1,6 @@
 """The SIRTDosiomics MRML layer on a real vtkMRMLScene (slicer-core 5.12 wheel).
 
-The heavy checks live in ``SIRTDosiomicsLib.mrml.scenarios`` so that the module's self-test in Slicer
+The heavy checks live in ``SIRTDosiomicsLib.testing.scenarios`` so that the module's self-test in Slicer
 runs the very same code; here each scenario runs in a fresh scene, and a few extra properties are
 checked on what it returns, plus small synthetic cases (units, naming, the state left in the process).
 """
@@ -28,9 +28,10 @@ from SIRTDosimetryLib.io.segmentations import Segment, Segmentation  # noqa: E40
 from SIRTDosimetryLib.mrml import convert  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene  # noqa: E402
 from SIRTDosiomicsLib import extract, naming  # noqa: E402
-from SIRTDosiomicsLib.mrml import logic, scenarios  # noqa: E402
+from SIRTDosiomicsLib.mrml import logic  # noqa: E402
+from SIRTDosiomicsLib.testing import scenarios  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FIRSTORDER = {"name": "firstorder-only", "classes": ["firstorder"]}
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SIRTDosimetryLib.cli.main import main
+from sirt.main import main
 from SIRTDosimetryLib.nuclides import Y90
 
 
@@ -208,7 +208,7 @@ def test_console_script_reports_without_traceback(tmp_path, patient1_paths):
     """The installed entry point: bad input gives exit 2 and one clear line, no traceback."""
     pet, seg = patient1_paths
     proc = subprocess.run(
-        [sys.executable, "-m", "SIRTDosimetryLib.cli.main", "dose", "--activity", str(pet), "--segmentation", str(seg),
+        [sys.executable, "-m", "sirt", "dose", "--activity", str(pet), "--segmentation", str(seg),
          "--mode", "absolute", "--units", "bq_per_ml", "--segments", "Nope", "--output", str(tmp_path / "o")],
         capture_output=True, text=True,
     )

@@ -1,30 +1,29 @@
-"""``sirt``: the SlicerSIRT command line. Each subcommand lives in its own module."""
+"""``sirt``: the SlicerSIRT command line. Each package registers its own subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .. import __version__
-from ..errors import SIRTInputError
-from SIRTDosiomicsLib import cli as features_command
-from SIRTResponseLib.cli import predict_command, stats_command, train_command
+from SIRTDosimetryLib import cli as dosimetry_cli
+from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosiomicsLib import cli as dosiomics_cli
+from SIRTResponseLib import cli as response_cli
 
-from . import demo_command, dose_command, dvh_command, plan_command
+from . import __version__, demo
 
 EXIT_BAD_INPUT = 2
 
-SUBCOMMANDS = (
-    dose_command, dvh_command, plan_command, features_command, train_command, predict_command, stats_command, demo_command,
-)
+# Registration order is the order of ``sirt --help``: the patient chain, then the chains above it.
+REGISTRARS = (dosimetry_cli.register, dosiomics_cli.register, response_cli.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sirt", description="Personalised dosimetry for liver radioembolization (SIRT).")
     parser.add_argument("--version", action="version", version=f"slicer-sirt {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(subparsers)
+    for register in REGISTRARS:
+        register(subparsers)
     return parser
 
 

@@ -24,9 +24,9 @@ from ..dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
 from ..errors import SIRTInputError
 from ..io.segmentations import Segment, Segmentation, read_segmentation
 from ..io.volumes import read_activity_image
-from . import convert, derived_segments, outputs
-from .logic import DoseOutputs, DoseSettings, OperationCancelled, compute_dose_from_nodes
-from .scene import load_segmentation, load_volume, read_scene, save_scene
+from ..mrml import convert, derived_segments, outputs
+from ..mrml.logic import DoseOutputs, DoseSettings, OperationCancelled, compute_dose_from_nodes
+from ..mrml.scene import load_segmentation, load_volume, read_scene, save_scene
 
 FLOAT32_RELATIVE = 1e-6
 """Dose maps are float32: values computed through MRML and from the files agree to this fraction of the maximum."""

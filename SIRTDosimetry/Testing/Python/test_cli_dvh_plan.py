@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SIRTDosimetryLib.cli import dvh_command, main, plan_command
+from sirt import main
 from SIRTDosimetryLib.nuclides import Y90
 
 E = Y90.energy_per_activity_j_per_gbq
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch):
-    """Run through the real ``sirt`` entry point, with these subcommands registered if main.py does not list them yet."""
-    missing = tuple(m for m in (dvh_command, plan_command) if m not in main.SUBCOMMANDS)
-    if missing:
-        monkeypatch.setattr(main, "SUBCOMMANDS", (*main.SUBCOMMANDS, *missing))
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from SIRTDosimetryLib.analysis.derived import (
 from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015, bed_gy
 from SIRTDosimetryLib.errors import SIRTInputError
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "dose-volume.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "dose-volume.md"
 
 
 # --- names --------------------------------------------------------------------------------------------------

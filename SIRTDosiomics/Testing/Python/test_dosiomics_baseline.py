@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from SIRTDosiomicsLib.extract import Planner, StructureMask, assemble, run_serial
 from SIRTDosiomicsLib.presets import FEATURE_CLASSES, ImageSettings, Preset
 
-DATA = Path(__file__).resolve().parent / "Data" / "pyradiomics"
+DATA = Path(__file__).resolve().parents[3] / "Testing" / "Data" / "pyradiomics"
 TOLERANCE = 1e-9  # relative; measured ~3e-12 (the baseline was written by pyradiomics 2.x)
 
 

@@ -24,7 +24,8 @@ from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration  # noqa: E402
 from SIRTDosimetryLib.dose.engine import DoseParameters  # noqa: E402
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation  # noqa: E402
-from SIRTDosimetryLib.mrml import convert, derived_segments, scenarios  # noqa: E402
+from SIRTDosimetryLib.mrml import convert, derived_segments  # noqa: E402
+from SIRTDosimetryLib.testing import scenarios  # noqa: E402
 from SIRTDosimetryLib.mrml.derived_segments import (  # noqa: E402
     NORMAL_PERFUSED_NAME,
     WHOLE_NORMAL_NAME,

@@ -28,8 +28,8 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from .. import model_card
 from SIRTDosimetryLib.mrml.outputs import table_rows
 
-from . import logic
-from .logic import PREDICTION_COLUMNS, model_facts, model_summary, predict_from_table_node
+from ..mrml import logic
+from ..mrml.logic import PREDICTION_COLUMNS, model_facts, model_summary, predict_from_table_node
 
 SAVED_RELATIVE = 5e-6
 """Slicer saves table cells with 6 significant digits: numbers read back from a saved scene agree to this."""
