@@ -27,7 +27,7 @@ shorter transforms. So: a single padded transform, arranged to keep memory low:
   straight into the float32 output. Peak extra memory, output included: 2.1-2.5x the padded
   grid in float32 (``scipy.signal.fftconvolve``: 5-6x).
 - Precision: float32/complex64 throughout. The round-off is ~1e-7 of the largest dose, so the
-  result's relative error on the maximum is ~1e-7 (checked in ``Testing/test_vsv.py`` against
+  result's relative error on the maximum is ~1e-7 (checked in ``SIRTDosimetry/Testing/Python/test_vsv.py`` against
   float64), while voxels whose true dose is below ~1e-6 of the maximum are at the noise floor.
   Both inputs are non-negative, so the true dose is too; the negative round-off is set to zero.
 """
