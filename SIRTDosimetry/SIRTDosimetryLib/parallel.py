@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import SIRTInputError
+from .errors import SIRTInputError, error_line
 from .provenance import to_jsonable
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -139,8 +139,7 @@ class DaskExecutor:
         try:
             self.client = Client(address, timeout=timeout_s)
         except (OSError, TimeoutError, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SIRTInputError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s: {reason}") from None
+            raise SIRTInputError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s: {error_line(exc)}") from None
 
     def submit(self, fn, *args):
         return self.client.submit(fn, *args, pure=False)

@@ -34,12 +34,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from SIRTDosimetryLib.errors import error_line
 from SIRTDosimetryLib.parallel import make_executor, worker_count
 
 from . import naming
 from .cache import cache_key, cache_name, cohort_store
 from .manifest import ManifestError, PatientSpec, read_manifest
-from .masks import error_message
 from .patient import Prepared, finish_row, prepare_patient
 from .presets import Preset, load_preset
 from .table import TABLE_SCHEMA, feature_table, write_table
@@ -141,7 +141,7 @@ def extract_cohort(
         try:
             key = cache_key(spec, preset)
         except Exception as exc:
-            outcomes[spec.patient_id] = PatientOutcome(spec.patient_id, _failed_row(spec, error_message(exc)), "failed", error=error_message(exc))
+            outcomes[spec.patient_id] = PatientOutcome(spec.patient_id, _failed_row(spec, error_line(exc)), "failed", error=error_line(exc))
             continue
         cached = store.load(cache_name(spec.patient_id, key), key) if store is not None else None
         if cached is not None:
@@ -220,10 +220,10 @@ def extract_cohort(
                     continue
                 except Exception as exc:  # prepare failed, or a Dask-side error
                     if kind == "prepare":
-                        message = error_message(exc)
+                        message = error_line(exc)
                         finish(pid, PatientOutcome(pid, _failed_row(active[pid].spec, message), "failed", error=message))
                     else:
-                        active[pid].results[payload.task_id] = TaskResult(payload.task_id, {}, f"{payload.part}: {error_message(exc)}", 0.0)
+                        active[pid].results[payload.task_id] = TaskResult(payload.task_id, {}, f"{payload.part}: {error_line(exc)}", 0.0)
                         active[pid].remaining.discard(payload.task_id)
                         complete_if_done(pid)
                     continue

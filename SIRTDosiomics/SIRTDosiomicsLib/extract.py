@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from SIRTDosimetryLib.errors import error_line
+
 from . import naming
-from .masks import StructureMask, error_message, grid_key, structure_masks, structure_segments
+from .masks import StructureMask, grid_key, structure_masks, structure_segments
 from .presets import (
     FEATURE_CLASSES,
     Preset,
@@ -199,10 +201,10 @@ def run_task(task: Task) -> TaskResult:
                 settings2d = {k: v for k, v in task.settings.items() if k not in _LOADING_SETTINGS}
                 values.update(extract_values(image2d, mask2d, settings2d, {"shape2D": []}))
             except Exception as exc:  # the 3D classes can still be fine
-                errors.append(f"shape2D: {error_message(exc)}")
+                errors.append(f"shape2D: {error_line(exc)}")
         error = "; ".join(errors) or None
     except Exception as exc:  # pyradiomics raises ValueError/AssertionError/... for degenerate input
-        values, error = {}, f"{task.part}: {error_message(exc)}"
+        values, error = {}, f"{task.part}: {error_line(exc)}"
     return TaskResult(task.task_id, values, error, time.perf_counter() - start)
 
 
@@ -327,7 +329,7 @@ class Planner:
                     crop.image = np.clip(crop.image, clip[0] if clip[0] is not None else -np.inf,
                                          clip[1] if clip[1] is not None else np.inf)
             except Exception as exc:
-                info.errors.append(error_message(exc))
+                info.errors.append(error_line(exc))
                 continue
             inside = crop.image[crop.mask > 0]
             voxels = int(inside.size)

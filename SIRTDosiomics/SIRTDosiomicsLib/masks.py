@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from SIRTDosimetryLib.errors import error_line
+
 from . import naming
 from .presets import Preset
 
@@ -23,12 +25,6 @@ class StructureMask:
     mask: np.ndarray | None
     error: str | None = None
     weights: np.ndarray | None = None  # float32 fraction of each voxel (union of the segments), when known
-
-
-def error_message(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
 
 
 def grid_key(image: sitk.Image) -> tuple:
@@ -63,7 +59,7 @@ def masks_from_segmentation(segmentation, reference: sitk.Image, structures: dic
             try:
                 found.append(segmentation.segment(name).name)
             except Exception as exc:
-                failures[name] = error_message(exc)
+                failures[name] = error_line(exc)
                 found.append(name)
         canonical[structure] = tuple(found)
     wanted = list(dict.fromkeys(n for names in canonical.values() for n in names if n not in failures))
@@ -75,7 +71,7 @@ def masks_from_segmentation(segmentation, reference: sitk.Image, structures: dic
             try:
                 mapped.update(map_segments(segmentation, reference, [name], mode=mode))
             except Exception as exc:
-                failures[name] = error_message(exc)
+                failures[name] = error_line(exc)
     return combine_structures(canonical, {k: v.weights for k, v in mapped.items()}, failures, mask_mode)
 
 

@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from SIRTDosimetryLib.errors import error_line
+
 from . import naming
 from .manifest import PatientSpec, StudySpec
-from .masks import StructureMask, combine_structures, error_message, grid_key, masks_from_segmentation
+from .masks import StructureMask, combine_structures, grid_key, masks_from_segmentation
 from .presets import Preset
 
 
@@ -179,7 +181,7 @@ def _prepare_study(planner, row: dict, notes: list[str], study: StudySpec, prese
             if warnings:
                 row[naming.dvc_status_column(source, "warning")] = "; ".join(warnings)
         except Exception as exc:
-            row[naming.dvc_status_column(source, "error")] = f"dose-volume constraints: {error_message(exc)}"
+            row[naming.dvc_status_column(source, "error")] = f"dose-volume constraints: {error_line(exc)}"
 
     for kind in ("spect", "pet", "ct"):
         if kind in loaded and kind in kinds:
