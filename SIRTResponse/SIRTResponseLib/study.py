@@ -13,9 +13,10 @@ For one model (strategy, selector, classifier), :func:`run_model`:
 :func:`run_study` runs every model of the study in parallel — local processes or a Dask cluster,
 through the shared engine of ``SIRTDosimetryLib.parallel`` — and saves each model's out-of-fold
 predictions to ``<folder>/models/<model id>.json`` (its result store) as soon as it finishes.
-Rerunning the same study in the same folder reuses the saved models, so an interrupted study resumes where it stopped; a folder that
-holds a study with other settings or another cohort is refused. Metrics with bootstrap intervals
-and DeLong tests are computed afterwards from the saved predictions (:func:`results_table`).
+Rerunning the same study in the same folder reuses the saved models, so an interrupted study
+resumes where it stopped; a folder that holds a study with other settings or another cohort is
+refused. Metrics with bootstrap intervals and DeLong tests are computed afterwards from the saved
+predictions (:func:`results_table`).
 """
 
 from __future__ import annotations
