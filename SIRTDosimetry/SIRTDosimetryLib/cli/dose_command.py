@@ -15,7 +15,7 @@ from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
-from ..io.writers import commit_outputs, write_image, write_json
+from ..io.writers import check_outputs, commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
 from .arguments import label_names, pairs, parse_lq, to_float
@@ -109,6 +109,11 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
     )
 
 
+def output_names(params: DoseParameters) -> list[str]:
+    """The files ``sirt dose`` writes with these parameters."""
+    return ["dose_gy.nrrd", "summary.json", *(("bed_gy.nrrd", "eqd2_gy.nrrd") if params.radiobiology else ())]
+
+
 def run_dose(
     activity_path: Path,
     segmentation_path: Path,
@@ -120,6 +125,8 @@ def run_dose(
     ct_path: Path | None = None,
 ) -> tuple[DoseResult, dict]:
     """Read, compute and write; returns the result and the summary written."""
+    input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
+    check_outputs(output, output_names(params), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
