@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
 from ..dose.density import read_hu_density_table
-from ..dose.engine import DoseParameters, DoseResult, compute_dose
-from ..dose.radiobiology import PRESETS
+from ..dose.engine import BED_PRECEDENCES, DoseParameters, DoseResult, compute_dose
+from ..dose.radiobiology import PRESET_HALF_LIFE_H, PRESETS
 from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
@@ -67,7 +67,12 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="NAME=PRESET|AB,TREP",
         help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
-        "writes BED and EQD2 maps; later entries win where segments overlap",
+        "writes BED and EQD2 maps",
+    )
+    b.add_argument(
+        "--bed-precedence", choices=BED_PRECEDENCES, default="smallest",
+        help="where segments with LQ parameters overlap: the smallest segment wins (default: a tumour keeps its own "
+        "parameters inside its liver) or the last --bed-params entry",
     )
     p.set_defaults(run=run)
 
@@ -104,6 +109,7 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         partial_voxels=args.partial_voxels,
         clamp_invalid=args.clamp_negative,
         radiobiology=parse_lq(args.bed_params),
+        bed_precedence=args.bed_precedence,
         hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
         segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
     )
@@ -156,10 +162,21 @@ def run(args: argparse.Namespace) -> int:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
-    for warning in result.warnings:
+    for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")
     return 0
+
+
+def preset_half_life_warnings(bed_params: list[str], half_life_h: float) -> list[str]:
+    """A preset published with another half-life than the one used (e.g. 64.2 h vs 64.1 h)."""
+    used = {value for _, value in pairs(bed_params, "--bed-params") if value in PRESET_HALF_LIFE_H}
+    return [
+        f"LQ preset {name!r} was published with a half-life of {PRESET_HALF_LIFE_H[name]} h; this run uses {half_life_h} h "
+        f"(pass --half-life-h {PRESET_HALF_LIFE_H[name]} to reproduce the published values)"
+        for name in sorted(used)
+        if abs(PRESET_HALF_LIFE_H[name] - half_life_h) > 1e-9
+    ]
 
 
 def format_table(result: DoseResult) -> str:

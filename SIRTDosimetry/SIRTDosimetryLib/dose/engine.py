@@ -31,6 +31,8 @@ from .ldm import ldm_dose_gy
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
 DoseMethod = Literal["ldm", "vsv"]
+BedPrecedence = Literal["smallest", "last"]
+BED_PRECEDENCES: tuple[str, ...] = ("smallest", "last")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class DoseParameters:
     partial_voxels: PartialVoxelMode = "fraction"
     clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
     hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
-    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
+    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters
+    bed_precedence: BedPrecedence = "smallest"  # where parameterised segments overlap: see lq_parameter_map
     segments: tuple[str, ...] | None = None  # None: every segment
 
 
@@ -111,6 +114,26 @@ def density_map(
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
         density[structures[name].weights >= 0.5] = check_density(value, f"density of {name!r}")
     return density
+
+
+def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest") -> np.ndarray:
+    """Which of ``names`` gives each voxel its LQ parameters: an int8 map of indices into ``names``, −1 for none.
+
+    Every voxel a structure touches takes its parameters; where several overlap, with ``"smallest"``
+    the structure of smallest contoured volume wins (a tumour inside its liver keeps the tumour's
+    parameters in all its voxels, whatever the order given), with ``"last"`` the last one named.
+    """
+    if precedence not in BED_PRECEDENCES:
+        raise SIRTInputError(f"unknown BED precedence {precedence!r}; choose one of {', '.join(BED_PRECEDENCES)}")
+    if len(names) > np.iinfo(np.int8).max:
+        raise SIRTInputError(f"at most {np.iinfo(np.int8).max} structures can have LQ parameters, got {len(names)}")
+    order = list(range(len(names)))  # painting order: the winner is painted last
+    if precedence == "smallest":
+        order.sort(key=lambda k: -structures[names[k]].contoured_volume_ml)
+    index = np.full(structures[names[0]].weights.shape, -1, dtype=np.int8)
+    for k in order:
+        index[structures[names[k]].weights > 0] = k
+    return index
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -187,17 +210,25 @@ def compute_dose(
 
     bed_map = eqd2_map = None
     if params.radiobiology:
+        names = list(params.radiobiology)
+        index = lq_parameter_map(structures, names, params.bed_precedence)
         bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
         eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
-        # Two passes: every voxel touched by a parameterised structure gets a BED (no gaps at edges; first
-        # entry first); then voxels at least half inside a structure take its parameters, later entries winning.
-        for majority in (False, True):
-            for name, lq in params.radiobiology.items():
-                weights = structures[name].weights
-                inside = weights >= 0.5 if majority else (weights > 0) & np.isnan(bed_map)
-                bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
-                bed_map[inside] = bed
-                eqd2_map[inside] = eqd2_gy(bed, lq)
+        for k, name in enumerate(names):
+            lq = params.radiobiology[name]
+            inside = index == k
+            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
+            bed_map[inside] = bed
+            eqd2_map[inside] = eqd2_gy(bed, lq)
+        for k, name in enumerate(names):
+            w = structures[name].weights
+            own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
+            if own < 0.99:
+                others = sorted({names[j] for j in np.unique(index[(w > 0) & (index != k)]) if j >= 0})
+                warnings.append(
+                    f"segment {name!r}: {100 * (1 - own):.1f} % of its volume takes the LQ parameters of {', '.join(map(repr, others))} "
+                    f"where they overlap (BED precedence: {params.bed_precedence})"
+                )
 
     density_array = np.broadcast_to(np.asarray(density, dtype=np.float64), dose.shape)
     summaries = []
@@ -206,13 +237,11 @@ def compute_dose(
         w = s.weights
         mean, low, high = _weighted_stats(dose, w)
         extra = {}
-        if name in params.radiobiology:
-            lq = params.radiobiology[name]
-            bed = bed_gy(dose, lq, nuclide.half_life_h)
-            bed_mean, bed_low, bed_high = _weighted_stats(bed, w)
+        if name in params.radiobiology:  # from the maps, so that the summary and bed_gy.nrrd agree
+            bed_mean, bed_low, bed_high = _weighted_stats(bed_map, w)
             extra = dict(
                 bed_mean_gy=bed_mean, bed_min_gy=bed_low, bed_max_gy=bed_high,
-                eqd2_mean_gy=float(eqd2_gy(bed_mean, lq)), lq_parameters=lq,
+                eqd2_mean_gy=_weighted_stats(eqd2_map, w)[0], lq_parameters=params.radiobiology[name],
             )
         summaries.append(
             SegmentSummary(

@@ -3,6 +3,7 @@ partial voxels, plausibility. Expected values are analytic or from the cited sou
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timedelta, timezone
 
@@ -12,8 +13,10 @@ import pytest
 import SimpleITK as sitk
 from test_dicom import write_pet_series
 
+from sirt.main import main as sirt_main
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, decay_factor_to_implant
 from SIRTDosimetryLib.dose.engine import DoseParameters, compute_dose
+from SIRTDosimetryLib.dose.radiobiology import PRESET_HALF_LIFE_H, PRESET_SOURCES, PRESETS, bed_gy
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.segmentations import read_segmentation
 from SIRTDosimetryLib.io.volumes import read_activity_image
@@ -83,3 +86,55 @@ def test_mixed_time_zones_and_absurd_intervals_are_refused():
     with pytest.raises(SIRTInputError, match="half-lives"):
         decay_factor_to_implant(Y90, admin, admin + timedelta(days=10_000))
     assert decay_factor_to_implant(Y90, admin, admin + timedelta(hours=64.1)) == pytest.approx(2.0)
+
+
+# --- BED: precedence where segments overlap; map and summary agree ------------------------------
+
+
+@pytest.fixture(scope="module")
+def patient1_bed(tmp_path_factory, patient1_paths):
+    """Tumour parameters given first, the containing liver's last: the order must not matter."""
+    pet, seg = patient1_paths
+    out = tmp_path_factory.mktemp("bed")
+    argv = ["dose", "--activity", pet, "--segmentation", seg, "--mode", "absolute", "--units", "bq_per_ml", "--output", out / "dose",
+            "--segments", "Liver,Tumor 2", "--bed-params", "Tumor 2=tumour", "--bed-params", "Liver=normal_liver"]  # fmt: skip
+    assert sirt_main([str(a) for a in argv]) == 0
+    return out, seg
+
+
+def test_a_tumour_inside_its_liver_keeps_its_own_lq_parameters_in_the_bed_map(patient1_bed):
+    out, _ = patient1_bed
+    summary = json.loads((out / "dose" / "summary.json").read_text())
+    dose = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose" / "dose_gy.nrrd"))).astype(np.float64)
+    bed = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose" / "bed_gy.nrrd"))).astype(np.float64)
+    tumour = bed_gy(dose, PRESETS["tumour"], Y90.half_life_h)
+    liver = bed_gy(dose, PRESETS["normal_liver"], Y90.half_life_h)
+    hot = dose > 50  # where the two parameter sets differ clearly
+    uses_tumour = np.isclose(bed, tumour, rtol=1e-5) & hot
+    uses_liver = np.isclose(bed, liver, rtol=1e-5) & hot
+    assert uses_tumour.sum() > 1000 and uses_liver.sum() > 100
+    by_name = {s["name"]: s for s in summary["segments"]}
+    mean_dose = by_name["Tumor 2"]["dose_mean_gy"]
+    # Tumour-parameter BED of the tumour is a few % above its mean dose; normal-liver parameters would give about double.
+    assert by_name["Tumor 2"]["bed_mean_gy"] < 2.0 * mean_dose
+    assert any("'Liver'" in w and "LQ parameters of 'Tumor 2'" in w for w in summary["warnings"])
+
+
+def test_dvh_on_the_bed_map_reproduces_the_dose_summary(patient1_bed):
+    out, seg = patient1_bed
+    argv = ["dvh", "--dose", out / "dose" / "dose_gy.nrrd", "--bed", out / "dose" / "bed_gy.nrrd", "--segmentation", seg,
+            "--segments", "Liver,Tumor 2", "--output", out / "dvh"]  # fmt: skip
+    assert sirt_main([str(a) for a in argv]) == 0
+    summary = {s["name"]: s for s in json.loads((out / "dose" / "summary.json").read_text())["segments"]}
+    dvh = {s["name"]: s["features"] for s in json.loads((out / "dvh" / "constraints.json").read_text())["structures"]}
+    for name in ("Liver", "Tumor 2"):
+        assert dvh[name]["bed_mean_gy"] == pytest.approx(summary[name]["bed_mean_gy"], rel=0.01), name
+
+
+def test_the_hcc_glass_dosiomics_preset_is_offered_with_its_source():
+    lq = PRESETS["tumour_hcc_glass_dosiomics"], PRESETS["normal_liver_hcc_glass_dosiomics"]
+    assert [(p.alpha_beta_gy, p.repair_half_time_h) for p in lq] == [(10.0, 1.5), (10.0, 2.5)]
+    assert PRESET_HALF_LIFE_H["normal_liver_hcc_glass_dosiomics"] == 64.2
+    assert all("Chiesa" in PRESET_SOURCES[name] for name in PRESETS)
+    # Dale's formula with these values: D = 100 Gy, T_rep = 2.5 h, T_phys = 64.2 h, alpha/beta = 10 Gy.
+    assert float(bed_gy(100.0, lq[1], 64.2)) == pytest.approx(100 * (1 + 100 * 2.5 / ((2.5 + 64.2) * 10)))
