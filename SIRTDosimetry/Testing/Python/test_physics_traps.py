@@ -138,3 +138,69 @@ def test_the_hcc_glass_dosiomics_preset_is_offered_with_its_source():
     assert all("Chiesa" in PRESET_SOURCES[name] for name in PRESETS)
     # Dale's formula with these values: D = 100 Gy, T_rep = 2.5 h, T_phys = 64.2 h, alpha/beta = 10 Gy.
     assert float(bed_gy(100.0, lq[1], 64.2)) == pytest.approx(100 * (1 + 100 * 2.5 / ((2.5 + 64.2) * 10)))
+
+
+# --- partial voxels: exact overlap of segment and activity voxels ---------------------------------
+
+
+MRI_SPACING_MM = (0.8203, 0.8203, 2.2)  # the grid the sample patient's lesions were drawn on
+PET_SPACING_MM = (2.34375, 2.34375, 2.78)
+
+
+def _voxelised_sphere(radius_mm, centre_mm, spacing_mm=MRI_SPACING_MM, size=(24, 24, 10)):
+    """A labelmap (z, y, x) of the voxels whose centre lies in the sphere, on an MRI-like grid at the origin."""
+    z, y, x = np.indices(size[::-1])
+    points = [c * h for c, h in zip((x, y, z), spacing_mm)]
+    inside = sum((p - c) ** 2 for p, c in zip(points, centre_mm)) <= radius_mm**2
+    image = sitk.GetImageFromArray(inside.astype(np.uint8))
+    image.SetSpacing(spacing_mm)
+    return image, inside
+
+
+def _sampled_fractions(inside, spacing_mm, reference, samples=24):
+    """Fraction of each reference voxel covered by the labelmap ``inside``, by dense point sampling: an
+    independent check of the exact overlap (both grids at the origin with identity directions)."""
+    ref_spacing = np.asarray(reference.GetSpacing())
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5
+    fractions = np.zeros(reference.GetSize()[::-1])
+    for index in np.ndindex(*reference.GetSize()):
+        axes = [(index[k] + offsets) * ref_spacing[k] for k in range(3)]
+        cells = [np.floor(a / spacing_mm[k] + 0.5).astype(int) for k, a in enumerate(axes)]
+        valid = [(c >= 0) & (c < inside.shape[2 - k]) for k, c in enumerate(cells)]
+        if not all(v.any() for v in valid):
+            continue
+        block = inside[np.ix_(np.clip(cells[2], 0, inside.shape[0] - 1), np.clip(cells[1], 0, inside.shape[1] - 1), np.clip(cells[0], 0, inside.shape[2] - 1))]
+        block = block & valid[2][:, None, None] & valid[1][None, :, None] & valid[0][None, None, :]
+        fractions[index[::-1]] = block.mean()
+    return fractions
+
+
+def test_a_sub_ml_lesion_keeps_its_volume_and_mean_dose_on_a_coarse_pet_grid():
+    """A 0.3 mL lesion drawn on a 0.82 × 0.82 × 2.2 mm MRI grid, mapped onto a 2.34 × 2.34 × 2.78 mm PET grid:
+    its mapped volume is its contoured volume and the mean of a voxel-wise random dose agrees with dense
+    sampling within 1 % (3 × 3 × 3 nearest-neighbour samples were 2-5 % off here)."""
+    from SIRTDosimetryLib.io.segmentations import Segment, Segmentation
+    from SIRTDosimetryLib.structures import map_segments
+
+    layer, inside = _voxelised_sphere(4.2, (9.7, 10.1, 10.9))
+    contoured_ml = inside.sum() * np.prod(MRI_SPACING_MM) / 1000
+    assert 0.2 < contoured_ml < 1.0
+    reference = sitk.Image(10, 10, 9, sitk.sitkFloat32)
+    reference.SetSpacing(PET_SPACING_MM)
+    structure = map_segments(Segmentation((layer,), (Segment("lesion", 0, 1),), "sphere"), reference, ["lesion"])["lesion"]
+    assert structure.mapped_volume_ml == pytest.approx(contoured_ml, rel=1e-4)
+    assert structure.coverage == pytest.approx(1.0, abs=1e-4)
+    dose = np.random.default_rng(3).uniform(0, 200, size=structure.weights.shape)
+    sampled = _sampled_fractions(inside, MRI_SPACING_MM, reference)
+    assert np.sum(sampled) * np.prod(PET_SPACING_MM) / 1000 == pytest.approx(contoured_ml, rel=0.01)
+    expected_mean = np.sum(dose * sampled) / np.sum(sampled)
+    assert np.sum(dose * structure.weights) / np.sum(structure.weights) == pytest.approx(expected_mean, rel=0.01)
+
+
+def test_small_lesions_of_the_sample_patient_lie_fully_inside_the_dose_grid(patient1_paths):
+    from SIRTDosimetryLib.structures import map_segments
+
+    pet, seg = patient1_paths
+    structures = map_segments(read_segmentation(seg), sitk.ReadImage(str(pet)))
+    for name in ("Tumor 3", "Tumor 4", "Tumor 5"):  # 0.2-0.7 mL
+        assert structures[name].coverage == pytest.approx(1.0, abs=1e-4), name
