@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from ..dose.radiobiology import PRESETS, LQParameters
 from ..errors import SIRTInputError
 
@@ -41,3 +43,18 @@ def parse_lq(items: list[str]) -> dict[str, LQParameters]:
 def label_names(items: list[str]) -> dict[int, str]:
     """``VALUE=NAME`` items naming labelmap labels."""
     return {int(to_float(v, "label value")): n for v, n in pairs(items, "--labels")}
+
+
+def name_list(items: list[str], what: str) -> list[str]:
+    """Names from repeated options, each a comma-separated list in which a name holding a comma is
+    double-quoted (CSV rules: ``"Tumor 1,2",Liver``); surrounding spaces are dropped."""
+    names = []
+    for item in items:
+        try:
+            rows = list(csv.reader([item], skipinitialspace=True))
+        except csv.Error as exc:
+            raise SIRTInputError(f"{what} {item!r}: {exc}") from None
+        names += [n.strip() for row in rows for n in row if n.strip()]
+    if not names:
+        raise SIRTInputError(f"{what} names no segment")
+    return list(dict.fromkeys(names))

@@ -18,7 +18,7 @@ from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import check_outputs, commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from .arguments import label_names, name_list, pairs, parse_lq, to_float
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", help="comma-separated segments to report (default all)")
+    p.add_argument("--segments", action="append", help="segments to report (default all): repeatable, or comma-separated; "
+                   'quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
     p.add_argument(
@@ -55,7 +56,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
     a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
     r = p.add_argument_group("relative calibration")
-    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq)")
+    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq); with absolute calibration only checked against the image")
+    r.add_argument("--lung-mass-g", type=float, help="lung mass (g) for the partition-model lung dose with --lung-shunt-fraction (1000 g is the conventional value)")
     r.add_argument("--lung-shunt-fraction", type=float, default=0.0, help="lung shunt fraction, 0-1 (default 0)")
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
@@ -79,9 +81,8 @@ def add_parser(subparsers) -> None:
 
 def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
     if args.mode == "absolute":
-        if args.administered_activity_gbq is not None:
-            raise SIRTInputError("--administered-activity-gbq belongs to relative calibration (--mode relative)")
         calibration = AbsoluteCalibration(
+            administered_activity_bq=args.administered_activity_gbq * 1e9 if args.administered_activity_gbq is not None else None,
             units=args.units,
             administration_time=args.administration_time,
             scan_time=args.scan_time,
@@ -111,7 +112,8 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         radiobiology=parse_lq(args.bed_params),
         bed_precedence=args.bed_precedence,
         hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
-        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+        segments=tuple(name_list(args.segments, "--segments")) if args.segments else None,
+        lung_mass_g=args.lung_mass_g,
     )
 
 

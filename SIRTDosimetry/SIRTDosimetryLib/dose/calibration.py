@@ -37,6 +37,7 @@ class AbsoluteCalibration:
     scan_time: datetime | None = None
     camera_factor_cps_per_mbq: float | None = None
     acquisition_duration_s: float | None = None
+    administered_activity_bq: float | None = None  # only checked against the image (None: the DICOM's, if any)
 
     mode = "absolute"
 

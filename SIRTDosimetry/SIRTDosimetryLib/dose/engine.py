@@ -28,6 +28,15 @@ from .calibration import (
 )
 from .density import HUDensityTable, density_from_ct
 from .ldm import ldm_dose_gy
+from .plausibility import (
+    LungDose,
+    activity_warnings,
+    is_liver_name,
+    low_density_warning,
+    lung_dose_partition_gy,
+    lung_segment,
+    mean_dose_warnings,
+)
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
 DoseMethod = Literal["ldm", "vsv"]
@@ -50,6 +59,7 @@ class DoseParameters:
     radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters
     bed_precedence: BedPrecedence = "smallest"  # where parameterised segments overlap: see lq_parameter_map
     segments: tuple[str, ...] | None = None  # None: every segment
+    lung_mass_g: float | None = None  # with a lung shunt fraction: lung dose by the partition model
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class DoseResult:
     kernel_source: str | None
     invalid_voxels: dict[str, int]
     warnings: list[str]
+    lung: LungDose | None = None
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
@@ -149,6 +160,39 @@ def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, flo
     return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
 
 
+def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
+                          liver: list[str], activity_bq: np.ndarray) -> list[str]:
+    """More activity in the image than administered; too much of it outside the liver (see ``plausibility``)."""
+    administered = None
+    if isinstance(calibration, RelativeCalibration):
+        administered = calibration.administered_activity_bq
+    elif calibration.administered_activity_bq is not None:
+        administered = calibration.administered_activity_bq
+    elif activity.dicom is not None and activity.dicom.injected_activity_bq:
+        administered = activity.dicom.injected_activity_bq
+    outside = None
+    total = float(np.sum(activity_bq, dtype=np.float64))
+    if liver and total > 0:
+        inside = np.clip(sum(structures[n].weights for n in liver), 0.0, 1.0)
+        outside = 1.0 - float(np.sum(inside * activity_bq, dtype=np.float64)) / total
+    return activity_warnings(report.total_activity_in_image_bq, administered, outside)
+
+
+def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radionuclide, structures: dict[str, Structure],
+               lung: str | None, dose: np.ndarray) -> LungDose | None:
+    """Mean dose in a lung segment, else the partition-model lung dose when the shunt and lung mass are known."""
+    if lung is not None:
+        return LungDose(_weighted_stats(dose, structures[lung].weights)[0], "segment", segment=lung)
+    if isinstance(calibration, RelativeCalibration) and calibration.lung_shunt_fraction > 0 and params.lung_mass_g is not None:
+        if not (params.lung_mass_g > 0 and np.isfinite(params.lung_mass_g)):
+            raise SIRTInputError(f"lung mass must be a positive number of g, got {params.lung_mass_g!r}")
+        gy = lung_dose_partition_gy(calibration.administered_activity_bq, calibration.lung_shunt_fraction, calibration.residual_fraction,
+                                    params.lung_mass_g, nuclide)
+        lung_bq = calibration.administered_activity_bq * (1 - calibration.residual_fraction) * calibration.lung_shunt_fraction
+        return LungDose(gy, "partition", lung_shunt_fraction=calibration.lung_shunt_fraction, lung_mass_g=params.lung_mass_g, lung_activity_bq=lung_bq)
+    return None
+
+
 def compute_dose(
     activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
 ) -> DoseResult:
@@ -163,7 +207,9 @@ def compute_dose(
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
-    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    liver = [n for n in segmentation.names if is_liver_name(n)]
+    lung = lung_segment(segmentation.names)
+    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *liver, *([lung] if lung else [])]))
     structures = map_segments(segmentation, reference, needed, params.partial_voxels)
     warnings = [
         f"segment {s.name!r}: {100 * (1 - s.coverage):.1f} % of its contoured volume lies outside the activity image"
@@ -189,7 +235,15 @@ def compute_dose(
     check_density(params.density_g_per_ml, "tissue density")
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
-    base = params.density_g_per_ml if ct is None else density_from_ct(ct, reference, params.hu_density_table)
+    base = params.density_g_per_ml
+    if ct is not None:
+        ct_density = density_from_ct(ct, reference, params.hu_density_table, outside_density_g_per_ml=params.density_g_per_ml)
+        base = ct_density.density_g_per_ml
+        if ct_density.voxels_outside_ct:
+            warnings.append(
+                f"{ct_density.voxels_outside_ct} activity voxels lie (partly) outside the CT: given the tissue density "
+                f"{params.density_g_per_ml} g/mL there instead of a CT-derived one"
+            )
     density = density_map(values.shape, base, params.segment_densities_g_per_ml, structures)
 
     kernel_source = None
@@ -205,6 +259,9 @@ def compute_dose(
         kernel_source = kernel.source
         dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
         dose = density_corrected(dose, density, kernel.density_g_per_ml)
+        low_density = low_density_warning(density, dose)
+        if low_density:
+            warnings.append(low_density)
     else:
         raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
 
@@ -257,7 +314,10 @@ def compute_dose(
                 **extra,
             )
         )
+    warnings += plausibility_warnings(activity, calibration, report, structures, liver, activity_bq)
+    warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
+        lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),
         dose_gy=_image_like(dose, reference),
         bed_gy=_image_like(bed_map, reference) if bed_map is not None else None,
         eqd2_gy=_image_like(eqd2_map, reference) if eqd2_map is not None else None,

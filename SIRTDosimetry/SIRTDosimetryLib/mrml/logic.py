@@ -144,7 +144,7 @@ class DoseSettings:
             density=self.density_g_per_ml,
             segment_density=_name_value_items(self.segment_densities),
             partial_voxels=self.partial_voxels,
-            segments=",".join(self.segments) if self.segments else None,
+            segments=['"' + name.replace('"', '""') + '"' for name in self.segments] if self.segments else None,  # quoted: names may hold commas
             clamp_negative=self.clamp_negative,
             units=units,
             administration_time=_datetime(self.administration_time, "administration time"),

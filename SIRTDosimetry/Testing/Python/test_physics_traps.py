@@ -204,3 +204,89 @@ def test_small_lesions_of_the_sample_patient_lie_fully_inside_the_dose_grid(pati
     structures = map_segments(read_segmentation(seg), sitk.ReadImage(str(pet)))
     for name in ("Tumor 3", "Tumor 4", "Tumor 5"):  # 0.2-0.7 mL
         assert structures[name].coverage == pytest.approx(1.0, abs=1e-4), name
+
+
+# --- density: outside the CT, physical floor, low-density warning -----------------------------------
+
+
+def test_activity_voxels_outside_the_ct_get_soft_tissue_not_air():
+    """A CT covering only half of the activity grid: the other half gets the default density (not −1000 HU air,
+    which made those LDM doses a thousand times too high) and the count of such voxels is reported."""
+    from conftest import make_image
+    from SIRTDosimetryLib.dose.density import HUDensityTable, density_from_ct
+
+    table = HUDensityTable((-1000.0, 0.0, 1000.0), (0.001, 1.0, 1.6), "test")
+    ct = make_image(np.full((10, 10, 5), 0.0), spacing=(2.0, 2.0, 2.0))  # x in [-1, 9] mm
+    reference = make_image(np.zeros((10, 10, 10)), spacing=(2.0, 2.0, 2.0))  # x in [-1, 19] mm
+    result = density_from_ct(ct, reference, table, outside_density_g_per_ml=1.03)
+    np.testing.assert_allclose(result.density_g_per_ml[:, :, :4], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(result.density_g_per_ml[:, :, 5:], 1.03, rtol=1e-6)
+    assert result.voxels_outside_ct == 10 * 10 * 5  # columns 5 to 9
+
+
+@pytest.mark.parametrize("density", [1e-300, 0.0, -1.0, float("nan"), 1e6])
+def test_unphysical_densities_are_refused(density):
+    from SIRTDosimetryLib.nuclides import check_density
+
+    with pytest.raises(SIRTInputError, match="between 0.001"):
+        check_density(density)
+
+
+def _uniform_case(tmp_path, activity_bq_per_ml=1e5, lung_value=None):
+    """A 12³ image with a liver label (1) and, optionally, a lung label (2) with activity ``lung_value``."""
+    from conftest import make_image
+
+    values = np.zeros((12, 12, 12), dtype=np.float32)
+    labels = np.zeros((12, 12, 12), dtype=np.uint8)
+    labels[2:10, 2:10, 2:7] = 1
+    values[labels == 1] = activity_bq_per_ml
+    if lung_value is not None:
+        labels[2:10, 2:10, 7:10] = 2
+        values[labels == 2] = lung_value
+    sitk.WriteImage(make_image(values), str(tmp_path / "pet.nrrd"))
+    sitk.WriteImage(make_image(labels), str(tmp_path / "labels.nrrd"))
+    names = {1: "liver", 2: "lungs"} if lung_value is not None else {1: "liver"}
+    return read_activity_image(tmp_path / "pet.nrrd", "bq_per_ml"), read_segmentation(tmp_path / "labels.nrrd", names)
+
+
+def test_low_density_tissue_receiving_vsv_dose_is_reported(tmp_path):
+    activity, segmentation = _uniform_case(tmp_path, lung_value=2e4)
+    params = DoseParameters(AbsoluteCalibration("bq_per_ml"), method="vsv", segment_densities_g_per_ml={"lungs": 0.3})
+    result = compute_dose(activity, segmentation, params)
+    assert [w for w in result.warnings if "below 0.9 g/mL" in w and "not transport-correct" in w]
+    soft = compute_dose(activity, segmentation, DoseParameters(AbsoluteCalibration("bq_per_ml"), method="vsv"))
+    assert not [w for w in soft.warnings if "below 0.9 g/mL" in w]
+    # with a lung segment the summary reports the lung dose: its mean dose
+    assert result.lung.method == "segment" and result.lung.dose_gy == pytest.approx(
+        next(s.dose_mean_gy for s in result.segments if s.name == "lungs"))
+
+
+# --- plausibility warnings -----------------------------------------------------------------------
+
+
+def test_implausible_results_are_warned_about_not_refused(tmp_path):
+    activity, segmentation = _uniform_case(tmp_path, activity_bq_per_ml=1e9, lung_value=2e8)
+    # 1e9 Bq/mL in 2.56 mL of liver + 2e8 Bq/mL in 1.54 mL of lung = 2.9 GBq: above the 1 GBq administered,
+    # 11 % of it in the lungs, a mean liver dose of ~48,000 Gy.
+    calibration = AbsoluteCalibration("bq_per_ml", administered_activity_bq=1e9)
+    result = compute_dose(activity, segmentation, DoseParameters(calibration))
+    text = " | ".join(result.warnings)
+    assert "more than the 1 GBq administered" in text
+    assert "outside the liver and perfused segments" in text
+    assert "'liver': mean absorbed dose" in text and "above 1000 Gy" in text
+    (tmp_path / "quiet").mkdir()
+    quiet = compute_dose(*_uniform_case(tmp_path / "quiet", activity_bq_per_ml=1e5),
+                         DoseParameters(AbsoluteCalibration("bq_per_ml", administered_activity_bq=1e9)))
+    assert not [w for w in quiet.warnings if "administered" in w or "outside the liver" in w or "above 1000" in w]
+
+
+def test_the_lung_dose_from_the_shunt_follows_the_partition_model(tmp_path):
+    """A = 2 GBq, LSF = 10 %, R = 0, m_L = 1000 g: D_L = 49.67 J/GBq × 0.2 GBq / 1 kg = 9.93 Gy."""
+    from SIRTDosimetryLib.dose.calibration import RelativeCalibration
+
+    activity, segmentation = _uniform_case(tmp_path)
+    params = DoseParameters(RelativeCalibration(2e9, lung_shunt_fraction=0.1), lung_mass_g=1000.0)
+    result = compute_dose(activity, segmentation, params)
+    assert result.lung.method == "partition"
+    assert result.lung.dose_gy == pytest.approx(Y90.energy_per_activity_j_per_gbq * 0.2, rel=1e-9)
+    assert compute_dose(activity, segmentation, DoseParameters(RelativeCalibration(2e9, lung_shunt_fraction=0.1))).lung is None
