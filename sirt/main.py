@@ -35,7 +35,10 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     elif isinstance(exc, yaml.YAMLError):
-        text = f"not valid YAML (or a YAML tag that is not allowed): {exc}"
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        text = f"a YAML file cannot be used{where}: {problem} (syntax error, or a tag such as !!python/object, which is never run)"
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())

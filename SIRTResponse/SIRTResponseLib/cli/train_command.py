@@ -12,6 +12,7 @@ from pathlib import Path
 from SIRTDosimetryLib.errors import SIRTInputError
 
 from SIRTDosimetryLib.io.writers import check_output_dir, check_outputs
+from SIRTDosimetryLib.scheduler import check_scheduler_reachable
 
 from ..model_card import MODEL_FILES
 from .common import add_cohort_arguments, comma_list, file_stem, int_list, load_cohort_from_args
@@ -92,6 +93,8 @@ def _progress(outcome, done: int, total: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..strategies import load_rules
 
+    if args.dask:  # before anything is read or made
+        check_scheduler_reachable(args.dask)
     cohort = load_cohort_from_args(args)
     rules = load_rules(args.strategy_rules)
     config = config_from_args(args)
