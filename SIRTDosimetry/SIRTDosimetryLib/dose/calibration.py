@@ -169,7 +169,8 @@ def calibrate(
     nuclide: Radionuclide,
     voi_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CalibrationReport]:
-    """Activity at implantation per voxel (Bq, float64) from checked, non-negative voxel values.
+    """Activity at implantation per voxel (Bq, in the type of ``values``: float32 from the engine) from checked,
+    non-negative voxel values; totals are summed in float64.
 
     ``voi_weights`` (relative mode only) are the calibration-VOI weights on the image grid.
     """
@@ -197,7 +198,7 @@ def calibrate(
             "administration_time": calibration.administration_time.isoformat() if calibration.administration_time else None,
             "scan_time": calibration.scan_time.isoformat() if calibration.scan_time else None,
         }
-        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum()), details)
+        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum(dtype=np.float64)), details)
 
     if not (calibration.administered_activity_bq > 0 and math.isfinite(calibration.administered_activity_bq)):
         raise SIRTInputError(f"administered activity must be positive, got {calibration.administered_activity_bq!r} Bq")
@@ -219,7 +220,7 @@ def calibrate(
         "activity_in_voi_bq": target_bq,
         "lungs_in_voi": calibration.lungs_in_voi,
     }
-    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum()), details)
+    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum(dtype=np.float64)), details)
 
 
 def time_integrated_activity_bq_s(activity_at_implant_bq: np.ndarray, nuclide: Radionuclide) -> np.ndarray:

@@ -119,7 +119,7 @@ def density_map(
     inside a segment given its own density."""
     if not overrides:
         return base_g_per_ml
-    density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float64)
+    density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float32)
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
@@ -153,6 +153,12 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> float:
+    """Σ w·v in float64 over the voxels with weight (no full-grid temporaries)."""
+    inside = weights > 0
+    return float(np.dot(weights[inside].astype(np.float64), values[inside].astype(np.float64)))
+
+
 def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
     inside = weights > 0
     w = weights[inside].astype(np.float64)
@@ -174,7 +180,7 @@ def plausibility_warnings(activity: ActivityImage, calibration: Calibration, rep
     total = float(np.sum(activity_bq, dtype=np.float64))
     if liver and total > 0:
         inside = np.clip(sum(structures[n].weights for n in liver), 0.0, 1.0)
-        outside = 1.0 - float(np.sum(inside * activity_bq, dtype=np.float64)) / total
+        outside = 1.0 - _weighted_sum(activity_bq, inside) / total
     return activity_warnings(report.total_activity_in_image_bq, administered, outside)
 
 
@@ -203,7 +209,7 @@ def compute_dose(
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
-    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float64), params.clamp_invalid)
+    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
@@ -231,7 +237,6 @@ def compute_dose(
     if voi:
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
     activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
-    tia = time_integrated_activity_bq_s(activity_bq, nuclide)
     check_density(params.density_g_per_ml, "tissue density")
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
@@ -248,7 +253,7 @@ def compute_dose(
 
     kernel_source = None
     if params.method == "ldm":
-        dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
+        dose = ldm_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), voxel_ml, density, nuclide)
     elif params.method == "vsv":
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
@@ -257,7 +262,8 @@ def compute_dose(
             raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
-        dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
+        # Ã = A/λ (permanent implant) folded into the kernel: no time-integrated copy of the whole grid
+        dose = vsv_dose_gy(activity_bq, np.asarray(kernel.values_mgy_per_mbq_s) / nuclide.decay_constant_per_s)
         dose = density_corrected(dose, density, kernel.density_g_per_ml)
         low_density = low_density_warning(density, dose)
         if low_density:
@@ -265,7 +271,10 @@ def compute_dose(
     else:
         raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
 
-    bed_map = eqd2_map = None
+    # Each map lives once, in its image; the arrays below are views of them.
+    dose_image = _image_like(dose, reference)
+    dose = sitk.GetArrayViewFromImage(dose_image)
+    bed_map = eqd2_map = bed_image = eqd2_image = None
     if params.radiobiology:
         names = list(params.radiobiology)
         index = lq_parameter_map(structures, names, params.bed_precedence)
@@ -277,6 +286,8 @@ def compute_dose(
             bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
             bed_map[inside] = bed
             eqd2_map[inside] = eqd2_gy(bed, lq)
+        bed_image, eqd2_image = _image_like(bed_map, reference), _image_like(eqd2_map, reference)
+        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
         for k, name in enumerate(names):
             w = structures[name].weights
             own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
@@ -287,7 +298,7 @@ def compute_dose(
                     f"where they overlap (BED precedence: {params.bed_precedence})"
                 )
 
-    density_array = np.broadcast_to(np.asarray(density, dtype=np.float64), dose.shape)
+    density_array = np.broadcast_to(np.asarray(density, dtype=np.float32), dose.shape)
     summaries = []
     for name in wanted:
         s = structures[name]
@@ -305,12 +316,12 @@ def compute_dose(
                 name=name,
                 volume_ml=s.mapped_volume_ml,
                 contoured_volume_ml=s.contoured_volume_ml,
-                mass_g=float(np.sum(w * density_array, dtype=np.float64) * voxel_ml),
-                activity_bq=float(np.sum(w * activity_bq, dtype=np.float64)),
+                mass_g=_weighted_sum(density_array, w) * voxel_ml,
+                activity_bq=_weighted_sum(activity_bq, w),
                 dose_mean_gy=mean,
                 dose_min_gy=low,
                 dose_max_gy=high,
-                image_value_sum=float(np.sum(w * values, dtype=np.float64)),
+                image_value_sum=_weighted_sum(values, w),
                 **extra,
             )
         )
@@ -318,9 +329,9 @@ def compute_dose(
     warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
         lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),
-        dose_gy=_image_like(dose, reference),
-        bed_gy=_image_like(bed_map, reference) if bed_map is not None else None,
-        eqd2_gy=_image_like(eqd2_map, reference) if eqd2_map is not None else None,
+        dose_gy=dose_image,
+        bed_gy=bed_image,
+        eqd2_gy=eqd2_image,
         structures=structures,
         segments=summaries,
         calibration=report,

@@ -66,11 +66,13 @@ def bed_gy(dose_gy: np.ndarray | float, params: LQParameters, half_life_h: float
     """BED (Gy) of a permanent implant decaying with physical half-life ``half_life_h``."""
     if not half_life_h > 0:
         raise SIRTInputError(f"half-life must be positive, got {half_life_h!r}")
-    dose = np.asarray(dose_gy, dtype=np.float64)
+    dose = np.asarray(dose_gy)
+    dose = dose.astype(np.result_type(dose.dtype, np.float32), copy=False)  # float32 maps stay float32
     g = params.repair_half_time_h / ((params.repair_half_time_h + half_life_h) * params.alpha_beta_gy)
     return dose * (1.0 + g * dose)
 
 
 def eqd2_gy(bed: np.ndarray | float, params: LQParameters) -> np.ndarray:
     """EQD2 = BED / (1 + 2/(α/β)) (Gy)."""
-    return np.asarray(bed, dtype=np.float64) / (1.0 + 2.0 / params.alpha_beta_gy)
+    bed = np.asarray(bed)
+    return bed.astype(np.result_type(bed.dtype, np.float32), copy=False) / (1.0 + 2.0 / params.alpha_beta_gy)
