@@ -127,3 +127,11 @@ def test_ctrl_c_ends_cleanly_without_a_traceback_or_partial_outputs(patient1_pat
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert not out.exists() or not [p for p in out.iterdir()]
+
+
+def test_an_absurd_plan_target_is_one_line(tmp_path, capsys):
+    code = run_cli("plan", "--output", tmp_path / "plan", "--microspheres", "resin", "--tnr", "4", "--lsf", "0.1", "--tumour-mass-g", "150",
+                   "--normal-mass-g", "1200", "--lung-mass-g", "1000", "--target-tumour-dose-gy", "1e308")
+    assert code == 2
+    assert "got inf" in one_error_line(capsys)
+    assert not (tmp_path / "plan").exists()

@@ -154,9 +154,10 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> float:
-    """Σ w·v in float64 over the voxels with weight (no full-grid temporaries)."""
+    """Σ w·v in float64 over the voxels with weight (no full-grid temporaries; numpy's pairwise sum, not a
+    BLAS dot, so that the result does not depend on the number of threads)."""
     inside = weights > 0
-    return float(np.dot(weights[inside].astype(np.float64), values[inside].astype(np.float64)))
+    return float(np.sum(weights[inside].astype(np.float64) * values[inside]))
 
 
 def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:

@@ -24,7 +24,7 @@ def test_table_interpolates_linearly_and_holds_ends():
 
 @pytest.mark.parametrize(
     "hu, rho, message",
-    [((0.0,), (1.0,), "at least two"), ((0.0, -10.0), (1.0, 0.9), "increasing"), ((0.0, 10.0), (1.0, -1.0), "positive")],
+    [((0.0,), (1.0,), "at least two"), ((0.0, -10.0), (1.0, 0.9), "increasing"), ((0.0, 10.0), (1.0, -1.0), "between 0.001")],
 )
 def test_bad_tables(hu, rho, message):
     with pytest.raises(SIRTInputError, match=message):

@@ -136,3 +136,13 @@ def test_ids_1_and_01_are_different_patients(model_dir, tables, tmp_path, capsys
     table.to_csv(tmp_path / "ids.csv", index=False)
     assert sirt(["predict", "--model", str(model_dir), "--features", str(tmp_path / "ids.csv"), "--output", str(tmp_path / "p.json")]) == 0
     assert [p["row_id"] for p in json.loads((tmp_path / "p.json").read_text())["predictions"]] == ["01", "1"]
+
+
+def test_ids_1_and_01_stay_two_patients_in_a_cohort(tmp_path):
+    from SIRTResponseLib.labels import load_cohort
+
+    pd.DataFrame({"patient_id": ["01", "1", "2", "02"], "x": [1.0, 2.0, 3.0, 4.0]}).to_csv(tmp_path / "f.csv", index=False)
+    pd.DataFrame({"patient_id": ["01", "1", "2", "02"], "response": ["CR", "PD", "PR", "SD"]}).to_csv(tmp_path / "l.csv", index=False)
+    cohort = load_cohort(tmp_path / "f.csv", tmp_path / "l.csv")
+    assert sorted(cohort.row_ids) == ["01", "02", "1", "2"]
+    assert list(cohort.y) == [1, 0, 1, 0]
