@@ -35,10 +35,12 @@ def _check_fraction(value: float, what: str) -> None:
         raise SIRTInputError(f"{what} must be in [0, 1), got {value!r}")
 
 
-def _check_times(administration_time: datetime | None, scan_time: datetime | None) -> None:
-    if (administration_time is None) != (scan_time is None):
+def _check_times(administration_time: datetime | None, scan_time: datetime | None, require_both: bool = True) -> None:
+    """Both times or neither (``require_both``; a calibration may hold one and take the other from DICOM),
+    in one convention (both with a time zone or both without), the scan not before the administration."""
+    if require_both and (administration_time is None) != (scan_time is None):
         raise SIRTInputError("give both the administration time and the scan time, or neither")
-    if administration_time is None:
+    if administration_time is None or scan_time is None:
         return
     if (administration_time.tzinfo is None) != (scan_time.tzinfo is None):
         raise SIRTInputError(
@@ -67,7 +69,7 @@ class AbsoluteCalibration:
                 raise SIRTInputError(f"{what} must be a positive number, got {value!r}")
         if self.units in CONCENTRATION_UNITS_TO_BQ_PER_ML and self.camera_factor_cps_per_mbq is not None:
             raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
-        _check_times(self.administration_time, self.scan_time)
+        _check_times(self.administration_time, self.scan_time, require_both=False)
 
 
 @dataclass(frozen=True)
