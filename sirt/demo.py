@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from SIRTDosimetryLib.cli import dvh_command
 from SIRTDosimetryLib.cli.dose_command import format_table, run_dose
 from SIRTDosimetryLib.data import SAMPLES_DIR
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, RelativeCalibration
 from SIRTDosimetryLib.dose.engine import DoseParameters
 from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
+
+from . import patient
 
 PATIENT_2_ASSUMED_ACTIVITY_GBQ = 1.5
 PATIENT_2_ASSUMED_LSF = 0.05
@@ -76,15 +77,8 @@ def dvh_arguments(name: str, segmentation: Path, dose_dir: Path) -> list[str] | 
     return None
 
 
-def _dvh_parser() -> argparse.ArgumentParser:
-    """A parser with ``sirt dvh`` alone: the demo's dvh step runs exactly as on the command line."""
-    parser = argparse.ArgumentParser(prog="sirt")
-    dvh_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
 def run(args: argparse.Namespace) -> int:
-    dvh_parser = _dvh_parser()
+    dvh_parser = patient.dvh_parser()
     for name, activity, segmentation, params, description in demo_cases():
         result, _ = run_dose(activity, segmentation, params, args.output / name, overwrite=args.overwrite)
         print(f"\n== {name}: {description}")
