@@ -13,7 +13,9 @@ the same key skips the study; a changed key recomputes it in place (these folder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -148,7 +150,8 @@ def run_study(spec, source: str, options: PatientOptions, compare: Path | None =
     params = dose_parameters(study)
     result, _ = run_dose(Path(activity), Path(study.segmentation), params, folder, units=study.dosimetry.get("units"), overwrite=True)
     dvh_args = dvh_parser().parse_args(dvh_arguments(study, folder, activity))
-    dvh_args.run(dvh_args)
+    with contextlib.redirect_stdout(io.StringIO()):  # the constraints table is in dvh/; keep the run's output to progress
+        dvh_args.run(dvh_args)
     warnings = list(result.warnings)
     if options.report:
         compare_label = CASES.get("maa") if compare is not None else None

@@ -230,15 +230,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict_cohort(model_dir: Path, table, path: Path, synthetic: bool) -> Path:
-    """The model's prediction for every row of the cohort table, written to ``path`` (JSON)."""
+    """The model's prediction for every row of the cohort table that has the features it needs, written to
+    ``path`` (JSON); a row without them gets the reason instead of a prediction."""
     from SIRTResponseLib.model_io import load_model, predict
 
     model = load_model(model_dir)
-    predictions = predict(model, table.drop(columns=[LABEL_COLUMN], errors="ignore"), id_column="patient_id")
+    tag = "SYNTHETIC " if synthetic else ""
+    predictions, skipped = [], {}
+    for _, row in table.drop(columns=[LABEL_COLUMN], errors="ignore").iterrows():
+        try:
+            predictions += predict(model, row.to_frame().T, id_column="patient_id")
+        except SIRTInputError as exc:
+            skipped[str(row["patient_id"])] = str(exc)
+            print(f"{tag}{row['patient_id']}: no prediction: {exc}")
     for p in predictions:
-        print(f"{'SYNTHETIC ' if synthetic else ''}{p.row_id}: probability of response {p.probability:.3f} -> {p.predicted_class}")
+        print(f"{tag}{p.row_id}: probability of response {p.probability:.3f} -> {p.predicted_class}")
     data = {"synthetic": synthetic, "model": model.card["model"], "intended_use": model.card["intended_use"],
-            "predictions": to_jsonable(predictions),
+            "predictions": to_jsonable(predictions), "not_predicted": skipped,
             "provenance": provenance({"model_card": model_dir / "model_card.json"}, {})}
     commit_outputs(path.parent, {path.name: partial(write_json, data)}, overwrite=True)
     return path
