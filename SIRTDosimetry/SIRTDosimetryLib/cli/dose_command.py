@@ -17,6 +17,7 @@ from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
+from ..selection import split_patterns
 from ..structures import PARTIAL_VOXEL_MODES
 from .arguments import label_names, pairs, parse_lq, to_float
 
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", help="comma-separated segments to report (default all)")
+    p.add_argument("--segments", help="segments to report: names, globs (Tumor*) or roles (@tumour), comma-separated (default all)")
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
     p.add_argument(
@@ -66,7 +67,7 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=PRESET|AB,TREP",
-        help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
+        help=f"LQ parameters for segments (a name, a glob such as Tumor*, or @tumour): a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
         "writes BED and EQD2 maps; later entries win where segments overlap",
     )
     p.set_defaults(run=run)
@@ -105,7 +106,7 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         clamp_invalid=args.clamp_negative,
         radiobiology=parse_lq(args.bed_params),
         hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
-        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+        segments=tuple(split_patterns(args.segments)) if args.segments else None,
     )
 
 

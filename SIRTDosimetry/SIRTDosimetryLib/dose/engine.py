@@ -16,6 +16,7 @@ from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, Radionuclide, check_density, radionuclide
+from ..selection import expand_mapping, select_segments
 from ..structures import PartialVoxelMode, Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
@@ -126,6 +127,13 @@ def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, flo
     return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
 
 
+def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
+    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
+    resolved to the segmentation's names."""
+    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
+
+
 def compute_dose(
     activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
 ) -> DoseResult:
@@ -133,6 +141,7 @@ def compute_dose(
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     """
+    params = select_in(params, segmentation.names)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
