@@ -150,7 +150,8 @@ def numeric_features(table: pd.DataFrame) -> pd.DataFrame:
     frame = table[columns]
     bad = [c for c in columns if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     if bad:
-        raise SIRTInputError(f"feature columns must be numeric; encode or drop {bad[:10]}{' ...' if len(bad) > 10 else ''}")
+        raise SIRTInputError(f"feature columns must be numeric; declare text columns categorical (--categorical "
+                             f"COLUMN=one_hot or COLUMN=ordinal:A,B,C) or drop {bad[:10]}{' ...' if len(bad) > 10 else ''}")
     return frame.astype(float)
 
 
