@@ -103,20 +103,28 @@ def tumour_names(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
     return [n for n in names if any(match_names(p, [n]) for p in patterns)]
 
 
+def dose_figures(full: DoseView, label: str, case: str, levels_gy: Sequence[float], tumour_patterns: Sequence[str],
+                 compare: tuple[str, DoseView] | None = None) -> list[ReportFigure]:
+    """Slices through each tumour, the MIP and, with ``compare`` (label, view on the same grid), the two
+    dose maps side by side through each tumour."""
+    view = cropped(full)
+    tumours = [t for t in tumour_names(list(view.masks), tumour_patterns) if view.masks[t].any()]
+    figures = [slices_figure(view, name, label, levels_gy) for name in tumours]
+    figures.append(mip_figure(view, label, levels_gy))
+    if compare is not None:
+        views = {case: view, compare[0]: cropped(compare[1])}
+        for name in tumours or [n for n in view.masks if view.masks[n].any()][:1]:
+            figures.append(comparison_figure(views, name, label, levels_gy))
+    return figures
+
+
 def make_figures(request: ReportRequest, summary: dict, label: str) -> list[ReportFigure]:
     full = dose_view(request.dose_dir, summary)
-    view = cropped(full)
-    figures = []
-    tumours = [t for t in tumour_names(list(view.masks), request.tumours) if view.masks[t].any()]
-    for name in tumours:
-        figures.append(slices_figure(view, name, label, request.isodose_levels_gy))
-    figures.append(mip_figure(view, label, request.isodose_levels_gy))
+    compare = None
     if request.compare_dir is not None:
         reference = to_lps(read_image(request.dose_dir / "dose_gy.nrrd"))
-        other = cropped(_other_dose(full, request.compare_dir, reference))
-        names = {request.case: view, request.compare_label or request.compare_dir.name: other}
-        for name in tumours or [n for n in view.masks if view.masks[n].any()][:1]:
-            figures.append(comparison_figure(names, name, label, request.isodose_levels_gy))
+        compare = (request.compare_label or request.compare_dir.name, _other_dose(full, request.compare_dir, reference))
+    figures = dose_figures(full, label, request.case, request.isodose_levels_gy, request.tumours, compare)
     if request.dvh_dir is not None:
         for file, title in DVH_PLOTS:
             if (request.dvh_dir / file).is_file():
@@ -140,11 +148,15 @@ def make_report(request: ReportRequest, overwrite: bool = False) -> tuple[Report
     """Build the report and write ``report.html`` and ``report.pdf`` into the request's output folder."""
     request = check_request(request)
     content = build_report(request)
+    summary = read_json(request.dose_dir / "summary.json", "dose summary")
+    inputs = [d["path"] for d in summary["provenance"]["inputs"].values()]
+    return content, write_report(content, request.output, inputs, overwrite)
+
+
+def write_report(content: ReportContent, output: Path, inputs: Sequence[str | Path] = (), overwrite: bool = False) -> list[Path]:
+    """``report.html`` and ``report.pdf`` of ``content`` into ``output``, together or not at all."""
     writers = {
         "report.html": lambda path: path.write_text(render_html(content), encoding="utf-8"),
         "report.pdf": partial(render_pdf, content),
     }
-    summary = read_json(request.dose_dir / "summary.json", "dose summary")
-    inputs = [d["path"] for d in summary["provenance"]["inputs"].values()]
-    written = commit_outputs(request.output, writers, inputs=inputs, overwrite=overwrite)
-    return content, written
+    return commit_outputs(Path(output), writers, inputs=inputs, overwrite=overwrite)
