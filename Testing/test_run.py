@@ -31,7 +31,8 @@ def example_run(tmp_path_factory, firstorder_preset):
     """The examples as written: both sample patients, labels joined, categorical clinical variables."""
     out = tmp_path_factory.mktemp("run") / "run"
     rc = main.main(["run", str(EXAMPLES / "manifest.yaml"), "--output", str(out), "--labels", str(EXAMPLES / "labels.csv"),
-                    "--preset", str(firstorder_preset), "--workers", "1", "--no-progress", "--isodose-levels", "50,100,205"])
+                    "--preset", str(firstorder_preset), "--workers", "1", "--no-progress", "--isodose-levels", "50,100,205",
+                    "--microspheres", "resin"])
     assert rc == 0
     return out
 
@@ -56,6 +57,12 @@ def test_every_patient_has_dose_dvh_and_a_report_matching_its_summary(example_ru
         assert roles["Tumor 1"] == "tumour" and all(s["bed_mean_gy"] is not None for s in summary["segments"])
         pictured = re.findall(r"<figure id='slices_([^']+)'", page)
         assert len(pictured) == sum(1 for r in roles.values() if r == "tumour")
+    # MAA planning: the partition model of the resin limits in P2's report; no plan for 90Y verification
+    plan = json.loads((example_run / "patients" / "p2" / "maa" / "plan" / "plan.json").read_text())
+    page = (example_run / "patients" / "p2" / "maa" / "report.html").read_text(encoding="utf-8")
+    assert plan["method"] == "partition" and plan["microspheres"] == "resin" and plan["activity_gbq"] == 1.5
+    assert "<h2>Planning</h2>" in page and f"{plan['max_activity_gbq']:.2f}" in page and "<h2>Planning limits</h2>" in page
+    assert not (example_run / "patients" / "p1" / "y90" / "plan").exists()
 
 
 def test_cohort_table_is_ready_for_sirt_train(example_run):
@@ -89,7 +96,7 @@ def test_rerun_resumes_and_a_failing_patient_does_not_stop_the_others(example_ru
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump(data), encoding="utf-8")
     rc = main.main(["run", str(manifest), "--output", str(example_run), "--preset", str(firstorder_preset), "--workers", "1",
-                    "--no-progress", "--isodose-levels", "50,100,205", "--no-features"])
+                    "--no-progress", "--isodose-levels", "50,100,205", "--no-features", "--microspheres", "resin"])
     assert rc == 1
     assert "patient P3 maa: FAILED" in capsys.readouterr().err and "Tumor 9" in (example_run / "run.json").read_text()
     status = {p["patient_id"]: p["studies"][0]["status"] for p in json.loads((example_run / "run.json").read_text())["patients"]}

@@ -22,7 +22,7 @@ def test_select_segments_by_name_case_glob_and_role():
     assert select_segments(["@tumour"], NAMES) == select_segments(["@tumor"], NAMES) == ["Tumor 1", "Tumor 2"]
     assert select_segments(["@tumour"], NAMES, roles={"tumour": ["Tumor 2"]}) == ["Tumor 2"]
     assert split_patterns("liver, Tumor*|@tumour") == ["liver", "Tumor*", "@tumour"]
-    with pytest.raises(SIRTInputError, match="'Spleen' matches none of"):
+    with pytest.raises(SIRTInputError, match="'Spleen' not found: it matches none of"):
         select_segments(["liver", "Spleen"], NAMES)
     with pytest.raises(SIRTInputError, match="unknown role '@bone'"):
         select_segments(["@bone"], NAMES)
@@ -81,4 +81,4 @@ def test_sirt_features_structure_globs_and_source_option(patient2_paths, tmp_pat
     assert "deprecated; use --source" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "b.csv").equals(table.drop(columns=[]))
     bad = ["features", "--image", str(spect), "--segmentation", str(seg), "--kind", "spect", "--structure", "tumour=Tumour 9"]
-    assert main.main(bad) == 2 and "'Tumour 9' matches none of" in capsys.readouterr().err
+    assert main.main(bad) == 2 and "'Tumour 9' not found: it matches none of" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from SIRTDosimetryLib.cli import dvh_command
 from SIRTDosimetryLib.cli.dose_command import format_table, run_dose
 from SIRTDosimetryLib.data import SAMPLES_DIR
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, RelativeCalibration
@@ -95,7 +96,7 @@ def dvh_arguments(name: str, segmentation: Path, dose_dir: Path) -> list[str] | 
 
 
 def run(args: argparse.Namespace) -> int:
-    dvh_parser = patient.dvh_parser()
+    dvh_parser = patient.command_parser(dvh_command)
     for name, activity, segmentation, params, description in demo_cases():
         result, _ = run_dose(activity, segmentation, params, args.output / name, overwrite=args.overwrite)
         print(f"\n== {name}: {description}")

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from SIRTDosimetryLib import __version__
-from SIRTDosimetryLib.cli import dvh_command
+from SIRTDosimetryLib.cli import dvh_command, plan_command
 from SIRTDosimetryLib.cli.dose_command import run_dose
-from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
+from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import write_json
 from SIRTDosimetryLib.provenance import sha256_of
+from SIRTDosimetryLib.reporting.content import CONVENTIONAL_LUNG_MASS_G
 from SIRTDosimetryLib.reporting.report import ReportRequest, make_report
 
 DONE_FILE = "done.json"
@@ -43,6 +44,7 @@ class PatientOptions:
     isodose_levels_gy: tuple[float, ...]
     report: bool = True
     synthetic: bool = False
+    microspheres: str | None = None  # glass | resin: a partition-model plan for MAA studies
 
 
 @dataclass
@@ -65,10 +67,10 @@ class PatientOutcome:
         return any(s.status == "failed" for s in self.studies)
 
 
-def dvh_parser() -> argparse.ArgumentParser:
-    """A parser with ``sirt dvh`` alone: the chained dvh step runs exactly as on the command line."""
+def command_parser(command) -> argparse.ArgumentParser:
+    """A parser with one ``sirt`` command alone (e.g. ``dvh_command``): a chained step runs exactly as on the command line."""
     parser = argparse.ArgumentParser(prog="sirt")
-    dvh_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -119,12 +121,34 @@ def dvh_arguments(study, dose_dir: Path, activity: str) -> list[str]:
     return args
 
 
+def plan_arguments(study, folder: Path, activity: str, microspheres: str) -> list[str] | None:
+    """``sirt plan`` arguments (partition model on the MAA SPECT) for a study with tumour and one normal
+    perfused liver segment; None otherwise (the model needs both compartments)."""
+    structures = study.structures
+    if not structures.get("tumour") or len(structures.get("npl", ())) != 1:
+        return None
+    args = ["plan", "--output", str(folder / "plan"), "--overwrite", "--microspheres", microspheres, "--spect", activity,
+            "--segmentation", study.segmentation, "--normal-perfused", structures["npl"][0],
+            "--lung-mass-g", f"{CONVENTIONAL_LUNG_MASS_G:g}"]
+    for name in structures["tumour"]:
+        args += ["--tumours", name]
+    d = study.dosimetry
+    if d.get("lung_shunt_fraction") is not None:
+        args += ["--lsf", str(d["lung_shunt_fraction"])]
+    if d.get("administered_activity_gbq") is not None:
+        args += ["--activity-gbq", str(d["administered_activity_gbq"])]
+    if d.get("clamp_negative"):
+        args.append("--clamp-negative")
+    return args
+
+
 def study_key(spec, source: str, options: PatientOptions) -> str:
     """SHA-256 of what a study's results depend on."""
     study = spec.studies[source]
     files = {p: sha256_of(p) for p in (*study.images.values(), study.segmentation) if p and Path(p).exists()}
     payload = {"study": spec.to_dict()["studies"][source], "patient_id": spec.patient_id, "files": files,
-               "options": {"isodose_levels_gy": list(options.isodose_levels_gy), "report": options.report, "synthetic": options.synthetic},
+               "options": {"isodose_levels_gy": list(options.isodose_levels_gy), "report": options.report, "synthetic": options.synthetic,
+                    "microspheres": options.microspheres},
                "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -149,14 +173,21 @@ def run_study(spec, source: str, options: PatientOptions, compare: Path | None =
         raise SIRTInputError(f"{source}: no activity image (spect or pet) to compute the dose from")
     params = dose_parameters(study)
     result, _ = run_dose(Path(activity), Path(study.segmentation), params, folder, units=study.dosimetry.get("units"), overwrite=True)
-    dvh_args = dvh_parser().parse_args(dvh_arguments(study, folder, activity))
+    dvh_args = command_parser(dvh_command).parse_args(dvh_arguments(study, folder, activity))
     with contextlib.redirect_stdout(io.StringIO()):  # the constraints table is in dvh/; keep the run's output to progress
         dvh_args.run(dvh_args)
     warnings = list(result.warnings)
+    plan = None
+    plan_args = plan_arguments(study, folder, activity, options.microspheres) if source == "maa" and options.microspheres else None
+    if plan_args is not None:
+        parsed = command_parser(plan_command).parse_args(plan_args)
+        with contextlib.redirect_stdout(io.StringIO()):
+            parsed.run(parsed)
+        plan = folder / "plan" / "plan.json"
     if options.report:
         compare_label = CASES.get("maa") if compare is not None else None
         request = ReportRequest(folder, spec.patient_id, CASES[source], compare_dir=compare, compare_label=compare_label,
-                                isodose_levels_gy=options.isodose_levels_gy, synthetic=options.synthetic)
+                                isodose_levels_gy=options.isodose_levels_gy, synthetic=options.synthetic, plan=plan)
         make_report(request, overwrite=True)
     seconds = time.perf_counter() - start
     write_json({"key": key, "patient_id": spec.patient_id, "source": source, "seconds": round(seconds, 3)}, folder / DONE_FILE)

@@ -14,7 +14,7 @@ folder skips what is done (patients by ``done.json``, features by their cache).
 
 Output folder::
 
-    patients/<patient>/<maa|y90>/   dose_gy.nrrd, bed_gy.nrrd, summary.json, dvh/, report.html, report.pdf
+    patients/<patient>/<maa|y90>/   dose_gy.nrrd, bed_gy.nrrd, summary.json, dvh/, plan/, report.html, report.pdf
     features/                       features.csv, features.parquet, features.json ('sirt features')
     cohort.csv, cohort.json         one row per patient: features, clinical variables, response
     predictions.json                with --model
@@ -32,7 +32,7 @@ from pathlib import Path
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import commit_outputs, write_json
 from SIRTDosimetryLib.provenance import provenance, to_jsonable
-from SIRTDosimetryLib.reporting.figures import DEFAULT_ISODOSE_LEVELS_GY
+from SIRTDosimetryLib.reporting.figures import DEFAULT_ISODOSE_LEVELS_GY, check_levels
 
 from .patient import PatientOptions, PatientOutcome, activity_image, dose_parameters, run_patient
 
@@ -59,6 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-report", action="store_true", help="no report.html / report.pdf")
     p.add_argument("--isodose-levels", default=",".join(f"{v:g}" for v in DEFAULT_ISODOSE_LEVELS_GY), metavar="GY,GY,...",
                    help="isodose lines of the report pictures (default %(default)s)")
+    p.add_argument("--microspheres", choices=("glass", "resin"),
+                   help="MAA studies with tumour and one npl segment also get a partition-model plan with these limits")
     p.add_argument("--synthetic", action="store_true", help="label every output SYNTHETIC (demonstration data)")
     x = p.add_argument_group("execution")
     x.add_argument("--workers", type=int, help="local worker processes (default: the CPUs available; 1: in this process)")
@@ -73,6 +75,7 @@ def register(subparsers) -> None:
 def _categoricals(manifest: Path, items: list[str]) -> dict:
     """Declared clinical text variables: the YAML manifest's ``categorical:`` mapping, then ``--categorical``."""
     from SIRTDosiomicsLib.naming import clinical_column
+    from SIRTResponseLib.cli.common import categorical_declarations
     from SIRTResponseLib.labels import parse_categorical
 
     declared = {}
@@ -84,11 +87,7 @@ def _categoricals(manifest: Path, items: list[str]) -> dict:
             if not isinstance(data["categorical"], dict):
                 raise SIRTInputError(f"{manifest}: 'categorical:' must map variable names to one_hot or {{ordinal: [levels]}}")
             declared |= {str(k): parse_categorical(v) for k, v in data["categorical"].items()}
-    for item in items:
-        name, sep, spec = item.partition("=")
-        if not sep or not name.strip():
-            raise SIRTInputError(f"--categorical must look like NAME=one_hot or NAME=ordinal:A,B,C, got {item!r}")
-        declared[name.strip()] = parse_categorical(spec)
+    declared |= categorical_declarations(items)
     return {name if name.startswith("clinical_") else clinical_column(name): spec for name, spec in declared.items()}
 
 
@@ -104,9 +103,7 @@ def check_run(args: argparse.Namespace):
         preset = None if args.no_features else load_preset(args.preset)
     except (ManifestError, ValueError) as exc:
         raise SIRTInputError(str(exc)) from None
-    levels = tuple(to_float(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip())
-    if not levels or list(levels) != sorted(set(levels)) or levels[0] <= 0:
-        raise SIRTInputError(f"--isodose-levels must be positive and increasing, got {args.isodose_levels!r}")
+    levels = check_levels(tuple(to_float(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip()))
     problems = []
     for spec in patients:
         for source, study in spec.studies.items():
@@ -133,7 +130,7 @@ def check_run(args: argparse.Namespace):
         problems.append("--workers must be at least 1")
     if problems:
         raise SIRTInputError(f"{len(problems)} problem(s): " + "; ".join(problems))
-    options = PatientOptions(args.output, levels, report=not args.no_report, synthetic=args.synthetic)
+    options = PatientOptions(args.output, levels, report=not args.no_report, synthetic=args.synthetic, microspheres=args.microspheres)
     return patients, options, _categoricals(args.manifest, args.categorical), preset
 
 

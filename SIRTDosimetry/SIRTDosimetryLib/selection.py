@@ -50,7 +50,7 @@ def select_segments(patterns: Sequence[str], names: Sequence[str], what: str = "
     for pattern in patterns:
         matched = expand_pattern(pattern, names, roles)
         if not matched:
-            raise SIRTInputError(f"{what} {pattern.strip()!r} matches none of: {', '.join(map(repr, names))}")
+            raise SIRTInputError(f"{what} {pattern.strip()!r} not found: it matches none of {', '.join(map(repr, names))}")
         found.update(matched)
     return [n for n in names if n in found]
 

@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.plots import agg_pyplot
+from ..errors import SIRTInputError
 
 DEFAULT_ISODOSE_LEVELS_GY: tuple[float, ...] = (50.0, 100.0, 120.0, 205.0, 400.0)
 """Isodose lines drawn by default: 50 Gy (a normal-liver reference), 100/120 Gy (resin/glass tumour
@@ -197,18 +198,19 @@ def _finish(fig, image, view: DoseView, levels_gy: Sequence[float], title: str, 
     return tuple(t.get_text() for t in legend.get_texts())
 
 
-def _check_levels(levels_gy: Sequence[float]) -> tuple[float, ...]:
+def check_levels(levels_gy: Sequence[float]) -> tuple[float, ...]:
+    """Isodose levels as floats; ``SIRTInputError`` unless positive, distinct, increasing and at most one per colour."""
     levels = tuple(float(v) for v in levels_gy)
     if not levels or any(not np.isfinite(v) or v <= 0 for v in levels) or list(levels) != sorted(set(levels)):
-        raise ValueError(f"isodose levels must be positive and increasing, got {list(levels_gy)}")
+        raise SIRTInputError(f"isodose levels must be positive, distinct and increasing, got {list(levels_gy)}")
     if len(levels) > len(ISODOSE_COLOURS):
-        raise ValueError(f"at most {len(ISODOSE_COLOURS)} isodose levels, got {len(levels)}")
+        raise SIRTInputError(f"at most {len(ISODOSE_COLOURS)} isodose levels, got {len(levels)}")
     return levels
 
 
 def slices_figure(view: DoseView, structure: str, label: str, levels_gy: Sequence[float] = DEFAULT_ISODOSE_LEVELS_GY) -> ReportFigure:
     """Axial, coronal and sagittal slices through the centre of ``structure``."""
-    levels = _check_levels(levels_gy)
+    levels = check_levels(levels_gy)
     z, y, x = centre_of(view.masks[structure])
     vmax = display_max_gy(view.dose_gy, view.masks)
     plt = agg_pyplot()
@@ -232,7 +234,7 @@ def slices_figure(view: DoseView, structure: str, label: str, levels_gy: Sequenc
 
 def mip_figure(view: DoseView, label: str, levels_gy: Sequence[float] = DEFAULT_ISODOSE_LEVELS_GY) -> ReportFigure:
     """Coronal and sagittal maximum intensity projections of the dose over those of the background."""
-    levels = _check_levels(levels_gy)
+    levels = check_levels(levels_gy)
     vmax = display_max_gy(view.dose_gy, view.masks)
     plt = agg_pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
@@ -254,7 +256,7 @@ def comparison_figure(views: Mapping[str, DoseView], structure: str, label: str,
                       levels_gy: Sequence[float] = DEFAULT_ISODOSE_LEVELS_GY) -> ReportFigure:
     """The same axial and coronal slices through ``structure`` for two dose maps on one grid, side by side
     on one colour scale (e.g. MAA-predicted and 90Y post-treatment dose)."""
-    levels = _check_levels(levels_gy)
+    levels = check_levels(levels_gy)
     names = list(views)
     first = views[names[0]]
     z, y, _ = centre_of(first.masks[structure])

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.comparison import resample_like
@@ -23,7 +22,7 @@ from ..io.volumes import read_activity_image, read_image
 from ..io.writers import commit_outputs
 from ..structures import map_segments
 from .content import ReportContent, build_content, read_json
-from .figures import DEFAULT_ISODOSE_LEVELS_GY, DoseView, ReportFigure, comparison_figure, cropped, mip_figure, slices_figure, to_lps
+from .figures import DEFAULT_ISODOSE_LEVELS_GY, DoseView, ReportFigure, check_levels, comparison_figure, cropped, mip_figure, slices_figure, to_lps
 from .render import render_html, render_pdf
 
 REPORT_FILES = ("report.html", "report.pdf")
@@ -52,9 +51,7 @@ def check_request(request: ReportRequest) -> ReportRequest:
     for path, what in ((request.dose_dir / "summary.json", "dose summary"), (request.dose_dir / "dose_gy.nrrd", "dose map")):
         if not path.is_file():
             raise SIRTInputError(f"{what} not found: {path} (run 'sirt dose' first)")
-    levels = tuple(float(v) for v in request.isodose_levels_gy)
-    if not levels or any(not np.isfinite(v) or v <= 0 for v in levels) or list(levels) != sorted(set(levels)):
-        raise SIRTInputError(f"isodose levels must be positive, distinct and increasing, got {list(request.isodose_levels_gy)}")
+    levels = check_levels(request.isodose_levels_gy)
     if not request.patient_id.strip():
         raise SIRTInputError("the patient ID is empty")
     dvh_dir = request.dvh_dir
