@@ -24,8 +24,10 @@ def test_select_segments_by_name_case_glob_and_role():
     assert split_patterns("liver, Tumor*|@tumour") == ["liver", "Tumor*", "@tumour"]
     with pytest.raises(SIRTInputError, match="'Spleen' not found: it matches none of"):
         select_segments(["liver", "Spleen"], NAMES)
-    with pytest.raises(SIRTInputError, match="unknown role '@bone'"):
+    with pytest.raises(SIRTInputError, match="unknown role 'bone'"):
         select_segments(["@bone"], NAMES)
+    with pytest.raises(SIRTInputError, match="@normal_liver needs the structures' roles"):
+        select_segments(["@normal liver"], NAMES)
 
 
 def test_expand_mapping_later_entries_win_and_come_last():

@@ -33,7 +33,7 @@ from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_
 from SIRTDosimetryLib.reporting.report import ReportRequest, make_report
 
 from . import patient
-from .run import predict_cohort
+from . import run as run_module
 
 PATIENT_2_ASSUMED_ACTIVITY_GBQ = 1.5
 PATIENT_2_ASSUMED_LSF = 0.05
@@ -96,7 +96,7 @@ def dvh_arguments(name: str, segmentation: Path, dose_dir: Path) -> list[str] | 
 
 
 def run(args: argparse.Namespace) -> int:
-    dvh_parser = patient.command_parser(dvh_command)
+    dvh_parser = patient.command_parser(dvh_command.add_parser)
     for name, activity, segmentation, params, description in demo_cases():
         result, _ = run_dose(activity, segmentation, params, args.output / name, overwrite=args.overwrite)
         print(f"\n== {name}: {description}")
@@ -160,8 +160,7 @@ def run_chain(output: Path, overwrite: bool) -> int:
     import yaml
 
     from SIRTDosimetryLib.errors import SIRTInputError
-
-    from .main import build_parser
+    from SIRTResponseLib.cli import train_command
 
     chain, synthetic = output / "chain", output / "SYNTHETIC_model"
     if not overwrite and (chain.exists() or synthetic.exists()):
@@ -170,7 +169,7 @@ def run_chain(output: Path, overwrite: bool) -> int:
     manifest, preset = chain / "manifest.yaml", chain / "firstorder-preset.json"
     manifest.write_text(yaml.safe_dump(demo_manifest(), sort_keys=False), encoding="utf-8")
     preset.write_text(json.dumps({"name": "firstorder-only", "classes": ["firstorder"]}), encoding="utf-8")
-    parser = build_parser()
+    parser = patient.command_parser(run_module.register, train_command.add_parser)
     print(f"\n== the whole chain: sirt run {manifest}")
     run_args = parser.parse_args(["run", str(manifest), "--output", str(chain / "run"), "--preset", str(preset), "--no-progress"])
     run_args.run(run_args)
@@ -187,6 +186,6 @@ def run_chain(output: Path, overwrite: bool) -> int:
                                     *SYNTHETIC_TRAIN_ARGUMENTS, "--export-best", str(model), "--overwrite"])
     train_args.run(train_args)
     print("\n== prediction of the SYNTHETIC model for the sample patients")
-    path = predict_cohort(model, table, output / "SYNTHETIC_predictions.json", synthetic=True)
+    path = run_module.predict_cohort(model, table, output / "SYNTHETIC_predictions.json", synthetic=True)
     print(f"\nreports: {chain / 'run' / 'patients'}/<patient>/<study>/report.html; SYNTHETIC prediction: {path}")
     return 0

@@ -67,10 +67,13 @@ class PatientOutcome:
         return any(s.status == "failed" for s in self.studies)
 
 
-def command_parser(command) -> argparse.ArgumentParser:
-    """A parser with one ``sirt`` command alone (e.g. ``dvh_command``): a chained step runs exactly as on the command line."""
+def command_parser(*adders) -> argparse.ArgumentParser:
+    """A parser with only the ``sirt`` commands added by ``adders`` (e.g. ``dvh_command.add_parser``): a chained
+    step runs exactly as on the command line."""
     parser = argparse.ArgumentParser(prog="sirt")
-    command.add_parser(parser.add_subparsers(dest="command", required=True))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in adders:
+        add(subparsers)
     return parser
 
 
@@ -88,7 +91,7 @@ def activity_image(study) -> str | None:
 
 def dose_parameters(study):
     """Dose parameters of a manifest study, with BED for its tumour and normal-liver structures."""
-    from SIRTDosiomicsLib.cohort import _dose_parameters  # the manifest's parameter reader
+    from SIRTDosiomicsLib.patient import _dose_parameters  # the manifest's parameter reader
 
     structures = study.structures
     segments = tuple(dict.fromkeys(n for names in structures.values() for n in names)) or None
@@ -173,14 +176,14 @@ def run_study(spec, source: str, options: PatientOptions, compare: Path | None =
         raise SIRTInputError(f"{source}: no activity image (spect or pet) to compute the dose from")
     params = dose_parameters(study)
     result, _ = run_dose(Path(activity), Path(study.segmentation), params, folder, units=study.dosimetry.get("units"), overwrite=True)
-    dvh_args = command_parser(dvh_command).parse_args(dvh_arguments(study, folder, activity))
+    dvh_args = command_parser(dvh_command.add_parser).parse_args(dvh_arguments(study, folder, activity))
     with contextlib.redirect_stdout(io.StringIO()):  # the constraints table is in dvh/; keep the run's output to progress
         dvh_args.run(dvh_args)
     warnings = list(result.warnings)
     plan = None
     plan_args = plan_arguments(study, folder, activity, options.microspheres) if source == "maa" and options.microspheres else None
     if plan_args is not None:
-        parsed = command_parser(plan_command).parse_args(plan_args)
+        parsed = command_parser(plan_command.add_parser).parse_args(plan_args)
         with contextlib.redirect_stdout(io.StringIO()):
             parsed.run(parsed)
         plan = folder / "plan" / "plan.json"

@@ -96,14 +96,14 @@ def check_run(args: argparse.Namespace):
     from SIRTDosiomicsLib.cohort import ManifestError, read_manifest
     from SIRTDosiomicsLib.presets import load_preset
 
-    from SIRTDosimetryLib.cli.arguments import to_float
+    from SIRTDosimetryLib.dose.parameters import to_number
 
     try:
         patients = read_manifest(args.manifest)
         preset = None if args.no_features else load_preset(args.preset)
     except (ManifestError, ValueError) as exc:
         raise SIRTInputError(str(exc)) from None
-    levels = check_levels(tuple(to_float(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip()))
+    levels = check_levels(tuple(to_number(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip()))
     problems = []
     for spec in patients:
         for source, study in spec.studies.items():
@@ -148,7 +148,7 @@ def _progress_bar(total: int, enabled: bool):
 
 def run_patients(patients, options: PatientOptions, workers: int | None, scheduler: str | None, progress: bool) -> list[PatientOutcome]:
     """Every patient through :func:`sirt.patient.run_patient`, in parallel; the manifest's order is kept."""
-    from SIRTDosiomicsLib.cohort import make_executor
+    from SIRTDosimetryLib.parallel import make_executor
 
     executor = make_executor(min(workers or len(patients), len(patients)) if scheduler is None else None, scheduler)
     bar = _progress_bar(len(patients), progress)

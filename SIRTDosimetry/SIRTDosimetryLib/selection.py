@@ -4,8 +4,9 @@ A *pattern* is
 
 - a segment name, matched exactly, else case-insensitively (``liver`` finds ``Liver``);
 - a glob (``Tumor*``, ``*lesion?``), matched case-insensitively;
-- a role, ``@tumour`` (also ``@tumor``, ``@lesion``): the segments whose names contain tumor/tumour/lesion,
-  unless the caller knows the roles (``sirt dvh --tumours``), then those.
+- a role (``vocabulary.ROLES``, any spelling ``vocabulary.role`` accepts): ``@tumour`` (``@tumor``) is the
+  segments whose names contain tumor/tumour/lesion unless the caller knows the roles (``roles=``); the other
+  roles need the caller's roles (``sirt dvh --bed-params @normal_liver=...`` resolves them itself).
 
 ``sirt dose --segments/--bed-params``, ``sirt dvh --segments/--bed-params`` and ``sirt features --structure``
 all read their segment names through :func:`select_segments` / :func:`expand_mapping`.
@@ -17,29 +18,24 @@ from collections.abc import Mapping, Sequence
 
 from .analysis.derived import DEFAULT_TUMOUR_PATTERNS, match_names
 from .errors import SIRTInputError
-
-ROLE_ALIASES = {"tumour": "tumour", "tumor": "tumour", "lesion": "tumour", "tumours": "tumour", "tumors": "tumour"}
-"""``@name`` spellings of the roles a segment name alone can give."""
+from .vocabulary import TUMOUR, role
 
 
-def _role_members(role: str, names: Sequence[str], roles: Mapping[str, Sequence[str]] | None) -> list[str] | None:
-    """Segments of ``@role``; None when the role is unknown (for a caller to decide)."""
-    if roles is not None and role in roles:
-        return [n for n in names if n in set(roles[role])]
-    if ROLE_ALIASES.get(role) == "tumour":
+def _role_members(text: str, names: Sequence[str], roles: Mapping[str, Sequence[str]] | None) -> list[str]:
+    """Segments of ``@text``: from ``roles`` when given, tumours by name otherwise."""
+    key = role(text)
+    if roles is not None and key in roles:
+        return [n for n in names if n in set(roles[key])]
+    if key == TUMOUR:
         return [n for n in names if any(match_names(p, [n]) for p in DEFAULT_TUMOUR_PATTERNS)]
-    return None
+    raise SIRTInputError(f"@{key} needs the structures' roles, which only 'sirt dvh' knows; name the segments here")
 
 
 def expand_pattern(pattern: str, names: Sequence[str], roles: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """The names ``pattern`` selects (in the order of ``names``); empty when none."""
     pattern = pattern.strip()
     if pattern.startswith("@"):
-        members = _role_members(pattern[1:].strip().lower(), names, roles)
-        if members is None:
-            known = sorted({*ROLE_ALIASES, *(roles or {})})
-            raise SIRTInputError(f"unknown role {pattern!r}; roles are {', '.join('@' + r for r in known)}")
-        return members
+        return _role_members(pattern[1:], names, roles)
     return match_names(pattern, list(names))
 
 

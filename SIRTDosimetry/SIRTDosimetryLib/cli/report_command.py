@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..analysis.derived import DEFAULT_TUMOUR_PATTERNS
+from ..dose.parameters import to_number
 from ..reporting.figures import DEFAULT_ISODOSE_LEVELS_GY
 from ..reporting.report import ReportRequest, check_request, make_report
-from .arguments import to_float
 
 
 def add_parser(subparsers) -> None:
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> ReportRequest:
-    levels = tuple(to_float(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip())
+    levels = tuple(to_number(v, "--isodose-levels") for v in args.isodose_levels.split(",") if v.strip())
     return check_request(ReportRequest(
         dose_dir=args.dose_dir, patient_id=args.patient_id, case=args.case, output=args.output, dvh_dir=args.dvh,
         plan=args.plan, compare_dir=args.compare, compare_label=args.compare_label, isodose_levels_gy=levels,
