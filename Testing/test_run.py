@@ -116,3 +116,24 @@ def test_bad_manifest_and_options_are_reported_together_before_any_image_is_read
     assert "missing.nrrd" in err and "administered_activity_gbq" in err and "model_card.json" in err
     assert not (tmp_path / "out").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_sirt_run_on_a_local_dask_cluster(tmp_path):
+    """``--scheduler``: the patients run on a Dask cluster (here an in-process one) with the same results."""
+    from distributed import LocalCluster
+
+    data = yaml.safe_load((EXAMPLES / "manifest.yaml").read_text())
+    p2 = data["patients"][1]
+    for key in ("spect", "segmentation"):
+        p2["maa"][key] = str((EXAMPLES / p2["maa"][key]).resolve())
+    p2["maa"]["method"] = "ldm"
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"patients": [p2]}), encoding="utf-8")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        rc = main.main(["run", str(manifest), "--output", str(tmp_path / "out"), "--scheduler", cluster.scheduler_address,
+                        "--no-features", "--no-report", "--no-progress"])
+    assert rc == 0
+    status = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert status["patients"][0]["studies"][0]["status"] == "done"
+    summary = json.loads((tmp_path / "out" / "patients" / "p2" / "maa" / "summary.json").read_text())
+    assert summary["method"] == "ldm" and sum(s["activity_bq"] for s in summary["segments"] if s["name"] == "liver") > 0

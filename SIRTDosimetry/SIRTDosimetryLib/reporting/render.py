@@ -67,7 +67,8 @@ def render_html(content: ReportContent) -> str:
     parts.append("<h2>Pictures</h2>")
     for fig in content.figures:
         data = base64.b64encode(fig.png).decode("ascii")
-        parts.append(f"<figure id='{html.escape(fig.key)}'><img alt='{html.escape(fig.title)}' src='data:image/png;base64,{data}'>"
+        legend = html.escape("; ".join(fig.legend), quote=True)
+        parts.append(f"<figure id='{html.escape(fig.key)}' data-legend='{legend}'><img alt='{html.escape(fig.title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption class='caption'><b>{html.escape(fig.title)}.</b> {html.escape(fig.caption)}</figcaption></figure>")
     parts.append("<h2>Sign-off</h2><table class='signoff'><tr><th>role</th><th>name</th><th>date</th><th>signature</th></tr>")
     parts.append("".join(f"<tr><td>{html.escape(r)}</td><td></td><td></td><td></td></tr>" for r in SIGN_OFF_ROLES) + "</table>")

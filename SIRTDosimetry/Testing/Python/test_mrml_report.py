@@ -43,7 +43,7 @@ def test_report_for_a_dose_node(scene, tmp_path):
     written = write_report_for_dose_node(out.dose_node, tmp_path, "SYN-1", "90Y verification", (50.0, 100.0))
     assert sorted(p.name for p in written) == ["report.html", "report.pdf"]
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert re.findall(r"<figure id='([^']+)'", page) == ["slices_lesion_a", "mip"]
+    assert re.findall(r"<figure id='([^']+)' data-legend='50 Gy; 100 Gy[^']*; liver; Lesion A'", page) == ["slices_lesion_a", "mip"]
     assert "patient SYN-1 | 90Y verification |" in page and "Lesion A" in page
     with pytest.raises(SIRTInputError, match="already exists"):
         write_report_for_dose_node(out.dose_node, tmp_path, "SYN-1")

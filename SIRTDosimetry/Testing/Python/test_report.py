@@ -91,15 +91,18 @@ def test_sirt_report_on_patient2(patient2_outputs, capsys):
 
     # self-contained: every picture embedded, nothing fetched from elsewhere
     assert not re.search(r"""(src|href)=['"](?!data:)""", page)
-    pictures = re.findall(r"<figure id='([^']+)'><img [^>]*src='data:image/png;base64,([^']+)'", page)
-    keys = [k for k, _ in pictures]
+    pictures = re.findall(r"<figure id='([^']+)' data-legend='([^']*)'><img [^>]*src='data:image/png;base64,([^']+)'", page)
+    keys = [k for k, _, _ in pictures]
     # two tumours x (slices + MAA-style comparison), one MIP, DVH and BVH plots
     assert keys == ["slices_tumor_1", "slices_tumor_2", "mip", "comparison_tumor_1", "comparison_tumor_2", "dvh_dose", "dvh_bed"]
     import base64
 
-    for key, data in pictures:
+    for key, legend, data in pictures:
         pixels = _png_array(base64.b64decode(data))
         assert pixels.size > 100_000 and pixels[..., :3].std() > 0.05, key
+        if not key.startswith("dvh_"):  # every dose picture's legend lists the requested isodose levels, then the segments
+            assert re.match(r"50 Gy; 100 Gy; 205 Gy( \(not reached\))?; ", legend), (key, legend)
+            assert "Tumor 1" in legend and "liver" in legend
     n_pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
     assert n_pages >= len(pictures) + 2
 
