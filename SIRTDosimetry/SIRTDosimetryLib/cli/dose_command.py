@@ -40,8 +40,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", action="append", help="segments to report (default all): repeatable, or comma-separated; "
-                   'quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
+    p.add_argument("--segments", action="append", help="segments to report (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated; quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
     p.add_argument(
@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=PRESET|AB,TREP",
-        help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
+        help=f"LQ parameters for segments (a name, a glob such as Tumor*, or @tumour): a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
         "writes BED and EQD2 maps",
     )
     b.add_argument(

@@ -15,6 +15,7 @@ from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
 from ..nuclides import Radionuclide, radionuclide
+from ..selection import expand_mapping, select_segments
 from ..structures import Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
@@ -178,6 +179,13 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
     return None
 
 
+def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
+    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
+    resolved to the segmentation's names."""
+    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
+
+
 def compute_dose(
     activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
 ) -> DoseResult:
@@ -185,6 +193,7 @@ def compute_dose(
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     """
+    params = select_in(params, segmentation.names)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
