@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import SIRTInputError
+from .io.dicom_identity import check_same_frame_of_reference
 from .io.segmentations import Segmentation
 from .io.volumes import voxel_volume_ml
 
@@ -127,6 +128,7 @@ def map_segments(
     result: dict[str, Structure] = {}
     for layer_index in sorted({seg.layer for seg in wanted}):
         layer = segmentation.layers[layer_index]
+        check_same_frame_of_reference(layer, reference, f"segmentation {segmentation.source_path}")
         layer_voxel_ml = voxel_volume_ml(layer.GetSpacing())
         layer_array = sitk.GetArrayViewFromImage(layer)
         bbox = _index_bbox(layer, reference)
