@@ -156,6 +156,15 @@ def read_rtdose(path: str | Path) -> sitk.Image:
     return image
 
 
+def read_dose_map(path: str | Path) -> sitk.Image:
+    """A dose map in Gy from a DICOM RT Dose file or an image file (NRRD, NIfTI, MHA), as float64."""
+    from .dicom_contours import is_dicom_file
+    from .volumes import read_image
+
+    path = Path(path)
+    return read_rtdose(path) if path.is_file() and is_dicom_file(path) else read_image(path)
+
+
 def _right_handed(image: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Voxels (z, y, x), origin, direction (columns = axes) and spacing with the third axis along row × column."""
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
