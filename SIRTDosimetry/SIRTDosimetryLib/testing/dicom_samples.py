@@ -196,6 +196,7 @@ def write_rtstruct(segmentation: Segmentation, path: str | Path, reference: Data
                 item.ContourGeometricType = "CLOSED_PLANAR"
                 item.NumberOfContourPoints = len(points)
                 item[CONTOUR_DATA] = _raw_decimal_strings(CONTOUR_DATA, points.ravel())
+                item.set_original_encoding(False, True, None)  # so that pydicom writes the raw value as it is
                 items.append(item)
         contour = Dataset()
         contour.ReferencedROINumber = number
@@ -278,16 +279,19 @@ def write_dicom_seg(segmentation: Segmentation, path: str | Path, source_images:
 
     names = names or segmentation.names
     grid = segmentation.layers[0]
-    masks = np.stack([segmentation.mask(name) for name in names], axis=-1)
-    nonzero = [np.flatnonzero(masks.any(axis=tuple(a for a in range(4) if a != axis))) for axis in range(3)]
+    union = np.zeros(grid.GetSize()[::-1], dtype=bool)
+    for name in names:
+        union |= segmentation.mask(name)
+    nonzero = [np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     (k0, k1), (j0, j1), (i0, i1) = [(int(n[0]), int(n[-1]) + 1) for n in nonzero]
+    masks = np.stack([segmentation.mask(name)[k0:k1, j0:j1, i0:i1] for name in names], axis=-1)
     direction = np.asarray(grid.GetDirection(), dtype=float).reshape(3, 3)
     spacing = np.asarray(grid.GetSpacing(), dtype=float)
     affine = np.eye(4)
     affine[:3, :3] = np.column_stack([direction[:, 2] * spacing[2], direction[:, 1] * spacing[1], direction[:, 0] * spacing[0]])
     affine[:3, 3] = grid.TransformIndexToPhysicalPoint((i0, j0, k0))
     volume = hd.Volume(
-        masks[k0:k1, j0:j1, i0:i1].astype(np.uint8), affine, "PATIENT",
+        masks.astype(np.uint8), affine, "PATIENT",
         frame_of_reference_uid=str(source_images[0].FrameOfReferenceUID),
         channels={"SegmentNumber": list(range(1, len(names) + 1))},
     )
