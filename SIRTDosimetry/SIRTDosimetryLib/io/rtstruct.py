@@ -137,6 +137,7 @@ def _contour_frame(polygons: list[np.ndarray], source: str | Path) -> _Frame:
         normal = _newell_normal(polygon)
         if np.linalg.norm(normal) > 0:
             normals.append(normal / np.linalg.norm(normal))
+            _check_planar(polygon, normals[-1], source)
     if not normals:
         raise SIRTInputError(f"RTSTRUCT {source}: every contour is degenerate (no area)")
     n = normals[0] * np.sign(normals[0][np.argmax(np.abs(normals[0]))])
@@ -148,10 +149,8 @@ def _contour_frame(polygons: list[np.ndarray], source: str | Path) -> _Frame:
     v = np.cross(n, u)
     heights = []
     for polygon in polygons:
-        height = polygon @ n
-        if np.ptp(height) > PLANE_TOLERANCE_MM:
-            raise SIRTInputError(f"RTSTRUCT {source}: a contour is not planar ({np.ptp(height):.2f} mm out of its plane)")
-        heights.append(float(height.mean()))
+        _check_planar(polygon, n, source)
+        heights.append(float((polygon @ n).mean()))
     ordered = np.sort(heights)
     groups = np.split(ordered, np.flatnonzero(np.diff(ordered) > PLANE_TOLERANCE_MM) + 1)
     planes = np.array([group.mean() for group in groups])
@@ -165,6 +164,12 @@ def _contour_frame(polygons: list[np.ndarray], source: str | Path) -> _Frame:
             "they must lie on the slices of one image series"
         )
     return _Frame(u, v, n, step, float(planes[0]))
+
+
+def _check_planar(polygon: np.ndarray, normal: np.ndarray, source: str | Path) -> None:
+    spread = float(np.ptp(polygon @ normal))
+    if spread > PLANE_TOLERANCE_MM:
+        raise SIRTInputError(f"RTSTRUCT {source}: a contour is not planar ({spread:.2f} mm out of its plane)")
 
 
 def _newell_normal(polygon: np.ndarray) -> np.ndarray:
