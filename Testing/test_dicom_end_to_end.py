@@ -39,7 +39,7 @@ class DicomPatient:
     reference: DoseResult  # dose from the DICOM activity with the .seg.nrrd
 
 
-def _write(folder: Path, activity: Path, segmentation: Path, pet: bool) -> tuple[Path, list]:
+def _write(folder: Path, activity: Path, pet: bool) -> tuple[Path, list]:
     image = sitk.ReadImage(str(activity))
     if pet:
         series = dicom_samples.write_pet_series(image, folder / "pet")
@@ -52,7 +52,7 @@ def patient(request, tmp_path_factory, patient1_paths, patient2_paths) -> DicomP
     pet = request.param == "patient1"
     activity, segmentation_path = patient1_paths if pet else patient2_paths
     folder = tmp_path_factory.mktemp(request.param)
-    series_folder, series = _write(folder, activity, segmentation_path, pet)
+    series_folder, series = _write(folder, activity, pet)
     segmentation = read_segmentation(segmentation_path)
     dicom_samples.write_rtstruct(segmentation, folder / "rtstruct.dcm", series[0])
     dicom_samples.write_dicom_seg(segmentation, folder / "seg.dcm", dicom_samples.grid_headers(segmentation, series[0]))

@@ -7,16 +7,11 @@ import json
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-
 from ..errors import SIRTInputError
-from ..io.rtdose import DOSE_QUANTITIES, write_rtdose
-from ..io.volumes import read_activity_image, read_image
+from ..io.rtdose import DOSE_QUANTITIES, source_identity, write_rtdose
+from ..io.volumes import read_image
 from ..io.writers import commit_outputs
 from ..provenance import sha256_of
-
-GRID_TOLERANCE_MM = 1e-3
 
 
 def add_parser(subparsers) -> None:
@@ -47,15 +42,8 @@ def export_rtdose(
     a new study and frame of reference and no patient identity.
     """
     maps = _maps(input_path, quantity)
-    identity = None
     images = {name: read_image(path) for name, path in maps.items()}
-    if reference is not None:
-        activity = read_activity_image(reference)
-        if activity.dicom is None:
-            raise SIRTInputError(f"reference {reference} is not a DICOM series folder")
-        for name, image in images.items():
-            _check_same_grid(image, activity.image, f"{maps[name]}", reference)
-        identity = activity.dicom.identity
+    identity = source_identity(reference, images) if reference is not None else None
     writers = {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in images.items()}
     return commit_outputs(output, writers, inputs=list(maps.values()), overwrite=overwrite)
 
@@ -97,20 +85,6 @@ def _recorded_dicom_activity(input_path: Path) -> Path | None:
             "name the series with --reference"
         )
     return folder
-
-
-def _check_same_grid(image: sitk.Image, reference: sitk.Image, what: str, reference_path: Path) -> None:
-    """The map must lie on the grid of the reference series: the dose is computed on the activity grid."""
-    same = (
-        image.GetSize() == reference.GetSize()
-        and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=GRID_TOLERANCE_MM)
-        and np.allclose(image.GetSpacing(), reference.GetSpacing(), atol=GRID_TOLERANCE_MM)
-        and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6)
-    )
-    if not same:
-        raise SIRTInputError(
-            f"{what} is not on the grid of the DICOM series {reference_path}; was it computed from another series?"
-        )
 
 
 def run(args: argparse.Namespace) -> int:

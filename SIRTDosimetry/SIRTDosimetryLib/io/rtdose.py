@@ -38,6 +38,8 @@ RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 """SOP Class UID of RT Dose Storage."""
 
 MAX_PIXEL_VALUE = 2**32 - 1
+GRID_TOLERANCE_MM = 1e-3
+"""A map and its source series share a grid when origins and spacings agree to this."""
 GEOMETRY_TOLERANCE = 1e-4
 """Largest departure from orthonormal direction cosines accepted (DICOM writes them to ~6 digits)."""
 
@@ -47,15 +49,17 @@ class DoseQuantity:
     """What a map holds, as the RT Dose module names it."""
 
     dose_type: str  # DoseType (3004,0004): PHYSICAL, or EFFECTIVE for a biologically weighted dose
-    description: str  # SeriesDescription
+    description: str  # SeriesDescription (at most 64 characters)
+    undefined_note: str | None = None  # a map with NaN where undefined: written as 0, said so in the description
 
 
 DOSE_QUANTITIES: dict[str, DoseQuantity] = {
     "dose_gy": DoseQuantity("PHYSICAL", "SIRT absorbed dose (Gy)"),
-    "bed_gy": DoseQuantity("EFFECTIVE", "SIRT BED, linear-quadratic model (Gy)"),
-    "eqd2_gy": DoseQuantity("EFFECTIVE", "SIRT EQD2, linear-quadratic model (Gy)"),
+    "bed_gy": DoseQuantity("EFFECTIVE", "SIRT BED, LQ model (Gy)", "; 0 where no LQ parameters"),
+    "eqd2_gy": DoseQuantity("EFFECTIVE", "SIRT EQD2, LQ model (Gy)", "; 0 where no LQ parameters"),
 }
-"""The maps SlicerSIRT writes, by their output name."""
+"""The maps SlicerSIRT writes, by their output name. BED and EQD2 are NaN outside the structures
+given LQ parameters; RT Dose has no NaN, so those voxels are written as 0 and the description says so."""
 
 
 def rtdose_dataset(
@@ -66,7 +70,12 @@ def rtdose_dataset(
         raise SIRTInputError(f"unknown dose map {quantity!r}; expected one of {', '.join(DOSE_QUANTITIES)}")
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise SIRTInputError("an RT Dose holds one 3D scalar map")
-    values, origin, direction, spacing = _right_handed(image)
+    values, origin, direction, spacing = right_handed_stack(image)
+    kind = DOSE_QUANTITIES[quantity]
+    description = kind.description
+    if kind.undefined_note is not None and np.isnan(values).any():
+        values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        description += kind.undefined_note
     scaling = _dose_grid_scaling(values, quantity)
     now = datetime.now()
     meta = FileMetaDataset()
@@ -84,7 +93,7 @@ def rtdose_dataset(
     ds.Modality = "RTDOSE"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = series_number
-    ds.SeriesDescription = DOSE_QUANTITIES[quantity].description
+    ds.SeriesDescription = description
     ds.OperatorsName = ""
     ds.FrameOfReferenceUID = (identity.frame_of_reference_uid if identity else None) or generate_uid()
     ds.PositionReferenceIndicator = ""
@@ -104,7 +113,7 @@ def rtdose_dataset(
     ds.HighBit = 31
     ds.PixelRepresentation = 0
     ds.DoseUnits = "GY"
-    ds.DoseType = DOSE_QUANTITIES[quantity].dose_type
+    ds.DoseType = kind.dose_type
     # No RT Plan exists for a microsphere implant, so no Referenced RT Plan Sequence; PLAN says the
     # map is the dose of the whole treatment, which is what SlicerSIRT computes.
     ds.DoseSummationType = "PLAN"
@@ -156,6 +165,30 @@ def read_rtdose(path: str | Path) -> sitk.Image:
     return image
 
 
+def source_identity(reference: str | Path, maps: dict[str, sitk.Image]) -> DicomIdentity:
+    """Patient, study and frame of reference of the DICOM activity series ``reference`` the ``maps`` were computed from.
+
+    Every map must lie on the grid of that series (doses are computed on the activity grid), so
+    that a map is never filed with a series it was not computed from.
+    """
+    from .volumes import read_activity_image
+
+    activity = read_activity_image(reference)
+    if activity.dicom is None or activity.dicom.identity is None:
+        raise SIRTInputError(f"reference {reference} is not a DICOM series folder")
+    grid = activity.image
+    for name, image in maps.items():
+        same = (
+            image.GetSize() == grid.GetSize()
+            and np.allclose(image.GetOrigin(), grid.GetOrigin(), atol=GRID_TOLERANCE_MM)
+            and np.allclose(image.GetSpacing(), grid.GetSpacing(), atol=GRID_TOLERANCE_MM)
+            and np.allclose(image.GetDirection(), grid.GetDirection(), atol=GEOMETRY_TOLERANCE)
+        )
+        if not same:
+            raise SIRTInputError(f"the {name} map is not on the grid of the DICOM series {reference}; was it computed from another series?")
+    return activity.dicom.identity
+
+
 def read_dose_map(path: str | Path) -> sitk.Image:
     """A dose map in Gy from a DICOM RT Dose file or an image file (NRRD, NIfTI, MHA), as float64."""
     from .dicom_contours import is_dicom_file
@@ -165,8 +198,12 @@ def read_dose_map(path: str | Path) -> sitk.Image:
     return read_rtdose(path) if path.is_file() and is_dicom_file(path) else read_image(path)
 
 
-def _right_handed(image: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Voxels (z, y, x), origin, direction (columns = axes) and spacing with the third axis along row × column."""
+def right_handed_stack(image: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voxels (z, y, x, float64), origin, direction (columns = axes) and spacing, the slices stacked along row × column.
+
+    DICOM places the frames of a multi-frame image along the normal of its orientation; an image
+    whose third axis points the other way is given in reversed slice order from its last slice.
+    """
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
     if np.abs(direction.T @ direction - np.eye(3)).max() > GEOMETRY_TOLERANCE:
         raise SIRTInputError("the dose grid is sheared (its axes are not orthogonal); RT Dose cannot hold it")

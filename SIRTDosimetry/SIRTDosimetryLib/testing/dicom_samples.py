@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from pydicom.tag import Tag
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from ..io.rtdose import right_handed_stack
 from ..io.rtstruct import CONTOUR_DATA
 from ..io.segmentations import Segmentation
 
@@ -75,20 +76,6 @@ def _base_dataset(sop_class: str, modality: str, study: Dataset | None, frame_of
     return ds
 
 
-def _geometry(image: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Voxels (z, y, x), origin, direction and spacing with the slices stacked along row × column."""
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    values = sitk.GetArrayFromImage(image)
-    origin = np.asarray(image.GetOrigin(), dtype=float)
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    if np.dot(np.cross(direction[:, 0], direction[:, 1]), direction[:, 2]) < 0:
-        origin = origin + (values.shape[0] - 1) * spacing[2] * direction[:, 2]
-        direction = direction.copy()
-        direction[:, 2] *= -1
-        values = values[::-1]
-    return values, origin, direction, spacing
-
-
 def _radiopharmaceutical(times: SeriesTimes, total_dose_bq: float) -> Sequence:
     item = Dataset()
     item.Radiopharmaceutical = "Y-90 microspheres"
@@ -108,11 +95,11 @@ def write_pet_series(
     """Write ``image`` (Bq/mL) as a PET series of single-frame files in ``folder``; returns the datasets."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    values, origin, direction, spacing = _geometry(image)
+    values, origin, direction, spacing = right_handed_stack(image)
     frame = frame_of_reference_uid or generate_uid()
     first = _base_dataset(PET_STORAGE, "PT", None, frame, patient)
     datasets = []
-    for k, plane in enumerate(values.astype(np.float64)):
+    for k, plane in enumerate(values):
         ds = _base_dataset(PET_STORAGE, "PT", first, frame, patient)
         ds.SeriesInstanceUID, ds.SeriesDescription = first.SeriesInstanceUID, "test 90Y PET"
         ds.SeriesDate, ds.SeriesTime = times.acquisition.strftime("%Y%m%d"), times.acquisition.strftime("%H%M%S")
@@ -138,7 +125,7 @@ def write_spect_series(image: sitk.Image, path: str | Path, patient: str = "2", 
     """Write ``image`` (integer counts) as one multi-frame NM reconstruction; returns the dataset."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    values, origin, direction, spacing = _geometry(image)
+    values, origin, direction, spacing = right_handed_stack(image)
     ds = _base_dataset(NM_STORAGE, "NM", None, generate_uid(), patient)
     ds.SeriesDescription = "test 99mTc-MAA SPECT"
     ds.SeriesDate, ds.SeriesTime = times.acquisition.strftime("%Y%m%d"), times.acquisition.strftime("%H%M%S")
@@ -336,8 +323,3 @@ def grid_headers(segmentation: Segmentation, reference: Dataset, modality: str =
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         headers.append(ds)
     return headers
-
-
-def acquisition_delay_h(times: SeriesTimes = DEFAULT_TIMES) -> float:
-    """Hours from administration to the start of acquisition."""
-    return (times.acquisition - times.administration) / timedelta(hours=1)

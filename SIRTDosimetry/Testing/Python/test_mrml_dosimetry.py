@@ -25,7 +25,8 @@ from SIRTDosimetryLib.io.volumes import read_activity_image  # noqa: E402
 from SIRTDosimetryLib.mrml import convert, outputs  # noqa: E402
 from SIRTDosimetryLib.testing import scenarios  # noqa: E402
 from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, missing_requirements  # noqa: E402
-from SIRTDosimetryLib.mrml.export import save_dose_scene  # noqa: E402
+from SIRTDosimetryLib.io.rtdose import read_rtdose  # noqa: E402
+from SIRTDosimetryLib.mrml.export import save_dose_scene, write_rtdose_nodes  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene, read_scene, save_scene  # noqa: E402
 
@@ -58,6 +59,16 @@ def test_patient1_outputs_are_new_nodes_with_dose_display(patient1):
     assert out.dose_node.GetNodeReference("SIRT.summaryTable").GetID() == out.table_node.GetID()
     for node in (out.dose_node, out.bed_node, out.eqd2_node):  # SlicerRT's DVH, Isodose and RT export see doses
         assert node.GetAttribute(outputs.SLICERRT_DOSE_VOLUME_ATTRIBUTE) == "1"
+
+
+def test_patient1_dose_nodes_export_as_rt_dose(patient1, tmp_path):
+    out = patient1["outputs"]
+    written = write_rtdose_nodes({"dose_gy": out.dose_node, "eqd2_gy": out.eqd2_node}, tmp_path)
+    assert [p.name for p in written] == ["dose_gy.dcm", "eqd2_gy.dcm"]
+    node_dose = convert.image_from_volume_node(out.dose_node)
+    exported = sitk.Resample(read_rtdose(tmp_path / "dose_gy.dcm"), node_dose, sitk.Transform(), sitk.sitkNearestNeighbor)
+    expected = sitk.GetArrayFromImage(node_dose)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(exported), expected, rtol=1e-3, atol=1e-9 * expected.max())
 
 
 def test_patient1_table_has_one_row_per_segment_with_bed(patient1):

@@ -14,6 +14,7 @@ from sirt.main import main
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.dicom_identity import DicomIdentity, frame_of_reference
 from SIRTDosimetryLib.io.rtdose import read_dose_map, read_rtdose, write_rtdose
+from SIRTDosimetryLib.testing import dicom_samples
 
 AXIAL = np.eye(3)
 
@@ -127,6 +128,20 @@ def test_maps_rt_dose_cannot_hold_are_refused(tmp_path: Path, value: float, mess
         write_rtdose(sitk.GetImageFromArray(values), tmp_path / "dose.dcm", "dose_gy")
 
 
+def test_bed_undefined_outside_lq_structures_is_written_as_zero_and_said(tmp_path: Path) -> None:
+    image = dose_image(AXIAL)
+    values = sitk.GetArrayFromImage(image)
+    values[:, :, :3] = np.nan  # no LQ parameters there
+    bed = sitk.GetImageFromArray(values)
+    bed.CopyInformation(image)
+    write_rtdose(bed, tmp_path / "bed.dcm", "bed_gy")
+    ds = pydicom.dcmread(tmp_path / "bed.dcm")
+    assert ds.SeriesDescription.endswith("; 0 where no LQ parameters") and len(ds.SeriesDescription) <= 64
+    read = sitk.GetArrayFromImage(read_rtdose(tmp_path / "bed.dcm"))
+    assert np.all(read[:, :, :3] == 0)
+    np.testing.assert_allclose(read[:, :, 3:], values[:, :, 3:], rtol=1e-3, atol=1e-9 * np.nanmax(values))
+
+
 def test_rt_dose_without_dose_grid_scaling_is_one_clear_error(tmp_path: Path, capsys) -> None:
     write_rtdose(dose_image(AXIAL), tmp_path / "dose.dcm", "dose_gy")
     ds = pydicom.dcmread(tmp_path / "dose.dcm")
@@ -152,5 +167,12 @@ def test_export_of_a_map_file(tmp_path: Path, capsys) -> None:
     ds = pydicom.dcmread(tmp_path / "out" / "eqd2_gy.dcm")
     assert (ds.DoseType, "EQD2" in ds.SeriesDescription) == ("EFFECTIVE", True)
     assert_same_map(read_rtdose(tmp_path / "out" / "eqd2_gy.dcm"), image)
+    # a DICOM series on another grid is not taken as the source of the map
+    other = dose_image(AXIAL)[:, :, :5]
+    dicom_samples.write_pet_series(other, tmp_path / "pet")
+    capsys.readouterr()
+    command = ["export", str(tmp_path / "eqd2.nrrd"), "--quantity", "eqd2_gy", "--reference", str(tmp_path / "pet")]
+    assert main([*command, "--output", str(tmp_path / "out2")]) == 2
+    assert "not on the grid of the DICOM series" in capsys.readouterr().err
     # an existing output is never overwritten without --overwrite
     assert main(["export", str(tmp_path / "eqd2.nrrd"), "--quantity", "eqd2_gy", "--output", str(tmp_path / "out")]) == 2
