@@ -92,10 +92,13 @@ def test_dose_from_dicom_contours_equals_dose_from_seg_nrrd(patient: DicomPatien
 
 def test_whole_chain_from_dicom_on_the_command_line(patient: DicomPatient, tmp_path: Path) -> None:
     out = tmp_path / "dose"
+    tumour = next(s.name for s in patient.reference.segments if s.name.lower().startswith("tumor"))
     assert main(["dose", "--activity", str(patient.activity), "--segmentation", str(patient.rtstruct),
-                 *patient.cli_calibration, "--rtdose", "--output", str(out)]) == 0
+                 *patient.cli_calibration, "--bed-params", f"{tumour}=tumour", "--rtdose", "--output", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["outputs"]["dose_gy_rtdose"] == "dose_gy.dcm"
+    assert [summary["outputs"][f"{name}_rtdose"] for name in ("dose_gy", "bed_gy", "eqd2_gy")] == [
+        "dose_gy.dcm", "bed_gy.dcm", "eqd2_gy.dcm"]
+    assert pydicom.dcmread(out / "bed_gy.dcm").DoseType == "EFFECTIVE"
 
     rtdose = pydicom.dcmread(out / "dose_gy.dcm")
     source = patient.series[0]
@@ -119,7 +122,6 @@ def test_whole_chain_from_dicom_on_the_command_line(patient: DicomPatient, tmp_p
     assert any((tmp_path / "dvh").iterdir())
 
     # features of the dose with the RTSTRUCT
-    tumour = next(s.name for s in patient.reference.segments if s.name.lower().startswith("tumor"))
     features = tmp_path / "features.csv"
     assert main(["features", "--image", str(out / "dose_gy.nrrd"), "--segmentation", str(patient.rtstruct),
                  "--kind", "dose", "--structure", f"tumour={tumour}", "--output", str(features)]) == 0
