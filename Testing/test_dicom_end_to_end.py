@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from sirt.main import main
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, RelativeCalibration
 from SIRTDosimetryLib.dose.engine import DoseParameters, DoseResult, compute_dose
+from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.rtdose import read_rtdose
 from SIRTDosimetryLib.io.segmentations import read_segmentation
 from SIRTDosimetryLib.io.volumes import read_activity_image
@@ -170,3 +171,15 @@ def test_a_folder_without_contours_is_one_clear_error(patient: DicomPatient, tmp
                  *patient.cli_calibration, "--output", str(tmp_path / "out")])
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1 and "holds no RTSTRUCT or DICOM-SEG file" in error[0]
+
+
+def test_one_export_folder_with_images_and_contours(patient: DicomPatient, tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    shutil.copytree(patient.activity, folder)
+    shutil.copy(patient.rtstruct, folder)
+    shutil.copy(patient.seg, folder)  # a DICOM-SEG is an image series too
+    assert read_activity_image(folder).image.GetSize() == read_activity_image(patient.activity).image.GetSize()
+    with pytest.raises(SIRTInputError, match="2 RTSTRUCT/DICOM-SEG files"):
+        read_segmentation(folder)
+    (folder / patient.seg.name).unlink()
+    assert read_segmentation(folder).names == [s.name for s in patient.reference.segments]

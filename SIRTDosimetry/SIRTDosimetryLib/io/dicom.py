@@ -146,6 +146,10 @@ def _choose_series(directory: Path, series_uid: str | None) -> str:
             f"series {series_uid} is not in folder {directory}; it holds:\n{_describe_series(directory, uids)}"
         )
     if series_uid is None and len(uids) > 1:
+        # a clinical export folder often holds the contours (DICOM-SEG is an image too) or the CT beside the activity
+        activity = [uid for uid in uids if _text(_read_header(_series_files(directory, uid)[0]), "Modality") in MODALITIES]
+        if len(activity) == 1:
+            return activity[0]
         raise SIRTInputError(
             f"folder {directory} holds {len(uids)} DICOM series; choose one with series_uid:\n"
             f"{_describe_series(directory, uids)}"
