@@ -10,8 +10,11 @@ from pathlib import Path
 from ..errors import SIRTInputError
 from ..io.rtdose import DOSE_QUANTITIES, source_identity, write_rtdose
 from ..io.volumes import read_image
-from ..io.writers import commit_outputs
-from ..provenance import sha256_of
+from ..io.writers import commit_outputs, write_json
+from ..provenance import provenance, sha256_of
+
+PROVENANCE_FILE = "export.json"
+"""Written beside the RT Dose files: the maps and reference series (with SHA-256) and software versions."""
 
 
 def add_parser(subparsers) -> None:
@@ -36,7 +39,7 @@ def add_parser(subparsers) -> None:
 def export_rtdose(
     input_path: Path, output: Path, reference: Path | None = None, quantity: str = "dose_gy", overwrite: bool = False
 ) -> list[Path]:
-    """Write the maps under ``input_path`` as RT Dose files in ``output``; returns the files written.
+    """Write the maps under ``input_path`` as RT Dose files in ``output``, with ``export.json``; returns the files written.
 
     ``reference`` is the DICOM activity series the maps were computed from; without it the files get
     a new study and frame of reference and no patient identity.
@@ -45,6 +48,8 @@ def export_rtdose(
     images = {name: read_image(path) for name, path in maps.items()}
     identity = source_identity(reference, images) if reference is not None else None
     writers = {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in images.items()}
+    record = provenance({**maps, "reference": reference}, {"quantities": list(maps), "rtdose_files": list(writers)})
+    writers[PROVENANCE_FILE] = partial(write_json, record)
     return commit_outputs(output, writers, inputs=list(maps.values()), overwrite=overwrite)
 
 

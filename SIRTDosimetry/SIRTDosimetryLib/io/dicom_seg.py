@@ -30,16 +30,19 @@ def read_dicom_seg(dataset: Dataset, source: str | Path) -> Segmentation:
         seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
     except (AttributeError, ValueError, KeyError, TypeError) as error:
         raise SIRTInputError(f"cannot read DICOM-SEG {source}: {error}") from error
+    fractional = str(seg.SegmentationType) == "FRACTIONAL"
     layers, segments = [], []
     for description in seg.SegmentSequence:
         number, name = int(description.SegmentNumber), str(description.SegmentLabel)
         try:
-            volume = seg.get_volume(segment_numbers=[number], combine_segments=False, dtype=np.float32)
+            volume = seg.get_volume(
+                segment_numbers=[number], combine_segments=False, dtype=np.float32 if fractional else np.uint8
+            )
         except (RuntimeError, ValueError) as error:
             raise SIRTInputError(
                 f"DICOM-SEG {source}: segment {name!r} does not form a regular volume (missing or uneven frames?): {error}"
             ) from error
-        mask = volume.array[..., 0] >= FRACTION_INSIDE
+        mask = volume.array[..., 0] >= FRACTION_INSIDE if fractional else volume.array[..., 0] > 0
         if not mask.any():
             continue  # an empty segment holds no volume: left out like an empty RTSTRUCT ROI
         layer = _cropped_layer(mask, volume.affine)

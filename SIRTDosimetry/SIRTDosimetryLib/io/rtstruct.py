@@ -40,6 +40,9 @@ and its edges fall on the lattice, so that the raster reproduces the polygons ex
 LATTICE_TOLERANCE_MM = 1e-3
 """Vertices this close to a lattice point count as on it (coordinates are written to ~4 decimals)."""
 
+MAX_RASTER_VOXELS = 2**25
+"""Largest raster of one ROI (32 MiB as uint8): larger ROIs (a body outline) get coarser pixels."""
+
 MIN_LATTICE_STEP_MM = 0.25
 """A finer vertex lattice is not followed (the raster would grow by its square)."""
 
@@ -182,12 +185,14 @@ def _rasterise(polygons: list[np.ndarray], frame: _Frame) -> sitk.Image:
     """The polygons of one ROI filled (even-odd per plane) on a grid of PIXEL_MM × PIXEL_MM × slice."""
     in_plane = [np.column_stack([p @ frame.u, p @ frame.v]) for p in polygons]
     points = np.vstack(in_plane)
-    pixel, start = np.empty(2), np.empty(2)
-    for axis in range(2):
-        pixel[axis], start[axis] = _pixel_lattice(points[:, axis])
-    size = np.ceil((points.max(axis=0) - start) / pixel - LATTICE_TOLERANCE_MM).astype(int) + 1
     slices = [int(round((float((p @ frame.n).mean()) - frame.first_plane_mm) / frame.slice_mm)) for p in polygons]
     first, last = min(slices), max(slices)
+    extent = points.max(axis=0) - points.min(axis=0)
+    coarsest = float(np.sqrt(np.prod(extent + 2 * PIXEL_MM) * (last - first + 1) / MAX_RASTER_VOXELS))
+    pixel, start = np.empty(2), np.empty(2)
+    for axis in range(2):
+        pixel[axis], start[axis] = _pixel_lattice(points[:, axis], coarsest)
+    size = np.ceil((points.max(axis=0) - start) / pixel - LATTICE_TOLERANCE_MM).astype(int) + 1
     # uint8 counts wrap around at 256, which keeps their parity: all the even-odd rule needs.
     toggles = np.zeros((last - first + 1, size[1], size[0] + 1), dtype=np.uint8)
     for polygon, k in zip(in_plane, slices):
@@ -202,8 +207,13 @@ def _rasterise(polygons: list[np.ndarray], frame: _Frame) -> sitk.Image:
     return image
 
 
-def _pixel_lattice(values: np.ndarray) -> tuple[float, float]:
-    """Pixel size and first pixel edge along one in-plane axis for vertex coordinates ``values`` (mm)."""
+def _pixel_lattice(values: np.ndarray, coarsest: float) -> tuple[float, float]:
+    """Pixel size and first pixel edge along one in-plane axis for vertex coordinates ``values`` (mm).
+
+    Pixels below ``coarsest`` are not used (a large ROI such as the body outline would not fit in memory).
+    """
+    if coarsest > PIXEL_MM:
+        return coarsest, float(values.min())
     unique = np.unique(values)
     steps = np.diff(unique)
     steps = steps[steps > LATTICE_TOLERANCE_MM]

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.dicom_identity import tag_frame_of_reference
+from SIRTDosimetryLib.io import rtstruct
 from SIRTDosimetryLib.io.rtstruct import read_rtstruct
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation, read_segmentation
 from SIRTDosimetryLib.structures import map_segments
@@ -168,3 +169,13 @@ def test_dicom_seg_keeps_geometry_and_overlapping_segments(tmp_path: Path) -> No
     tag_frame_of_reference(activity, FRAME)
     for name in read.names:
         np.testing.assert_array_equal(map_segments(read, activity)[name].weights, map_segments(original, activity)[name].weights)
+
+
+def test_a_body_sized_roi_gets_coarser_pixels_within_the_memory_bound() -> None:
+    planes = [2.5 * k for k in range(40)]  # 40 planes of 1000 x 1000 pixels of 0.5 mm would exceed the bound
+    segmentation = read_rtstruct(structure_set({"body": [circle(250.0, z) for z in planes]}), "memory")
+    layer = segmentation.layers[0]
+    assert layer.GetSpacing()[0] > rtstruct.PIXEL_MM
+    assert np.prod(layer.GetSize()) <= rtstruct.MAX_RASTER_VOXELS * 1.05
+    expected_ml = 180 * 250.0**2 * np.sin(np.radians(1.0)) * 2.5 * len(planes) / 1000.0
+    assert volume_ml(segmentation, "body") == pytest.approx(expected_ml, rel=0.005)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sirt.main import main
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.dicom_identity import DicomIdentity, frame_of_reference
 from SIRTDosimetryLib.io.rtdose import read_dose_map, read_rtdose, write_rtdose
+from SIRTDosimetryLib.provenance import sha256_of
 from SIRTDosimetryLib.testing import dicom_samples
 
 AXIAL = np.eye(3)
@@ -167,6 +169,8 @@ def test_export_of_a_map_file(tmp_path: Path, capsys) -> None:
     ds = pydicom.dcmread(tmp_path / "out" / "eqd2_gy.dcm")
     assert (ds.DoseType, "EQD2" in ds.SeriesDescription) == ("EFFECTIVE", True)
     assert_same_map(read_rtdose(tmp_path / "out" / "eqd2_gy.dcm"), image)
+    record = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert record["inputs"]["eqd2_gy"]["sha256"] == sha256_of(tmp_path / "eqd2.nrrd")
     # a DICOM series on another grid is not taken as the source of the map
     other = dose_image(AXIAL)[:, :, :5]
     dicom_samples.write_pet_series(other, tmp_path / "pet")
