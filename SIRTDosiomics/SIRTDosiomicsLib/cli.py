@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
                    help="use pyradiomics' own dense GLCM MCC computation (slower; the values are bitwise identical)")
     s = p.add_argument_group("one image")
     s.add_argument("--image", type=Path, help="image file (NRRD, NIfTI, MHA)")
-    s.add_argument("--segmentation", type=Path, help="Slicer .seg.nrrd or labelmap")
+    s.add_argument("--segmentation", type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     s.add_argument("--kind", choices=naming.IMAGE_KINDS, help="what the image is (selects the preset's settings)")
     s.add_argument("--source", dest="source", default="y90",
                    help="source of the image: y90 (90Y) or maa (99mTc-MAA); selects dose/BED clip values (default y90)")

@@ -69,18 +69,21 @@ def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_segmentation(path: str | Path, label_names: dict[int, str] | None = None) -> Segmentation:
-    """Read a Slicer ``.seg.nrrd`` or a labelmap image (NRRD, NIfTI, MHA, ...).
+    """Read a Slicer ``.seg.nrrd``, a labelmap image (NRRD, NIfTI, MHA, ...), or DICOM contours.
 
+    DICOM contours are an RTSTRUCT or DICOM-SEG file, or a folder holding one (``io.dicom_contours``).
     For a labelmap, ``label_names`` maps label values to names; unnamed labels are called
     ``label_<value>``.
     """
     path = Path(path)
     if not path.exists():
         raise SIRTInputError(f"segmentation file not found: {path}")
-    if not path.is_file():
-        raise SIRTInputError(f"segmentation {path} is a folder; give the .seg.nrrd or labelmap file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise SIRTInputError(f"segmentation file {path} is empty (0 bytes): the file was not saved or copied completely")
+    from .dicom_contours import is_dicom_file, read_dicom_contours  # imports this module
+
+    if path.is_dir() or is_dicom_file(path):
+        return read_dicom_contours(path)
     if path.name.lower().endswith(".nrrd"):
         try:
             header = nrrd.read_header(str(path))
