@@ -358,12 +358,13 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SIRTDosimetryParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        """Install missing Python packages after asking the user; False if they declined."""
-        from SIRTDosimetryLib.mrml.dependencies import DOSIMETRY_REQUIREMENTS, DependenciesMissing, ensure_requirements
+    def ensureDependencies(self, confirm=None, testing=False) -> bool:
+        """Install missing Python packages after one confirmation (``confirm=False``: without asking, as the
+        self-test does; ``testing``: also what the self-test needs); False, after showing why, when they are not there."""
+        from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, module_requirements
 
         try:
-            ensure_requirements(DOSIMETRY_REQUIREMENTS, _("SIRT Dosimetry"))
+            ensure_requirements(module_requirements("SIRTDosimetry", testing), _("SIRT Dosimetry"), confirm=confirm)
         except DependenciesMissing as exc:
             slicer.util.errorDisplay(str(exc))
             return False
@@ -434,6 +435,8 @@ class SIRTDosimetryTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        # A stock Slicer lacks some packages: install them (no dialog in a test run) before the scenarios.
+        self.assertTrue(SIRTDosimetryLogic().ensureDependencies(confirm=False, testing=True), "the Python packages could not be installed")
         from SIRTDosimetryLib.testing import scenarios
 
         for scenario in scenarios.ALL_SCENARIOS:

@@ -187,11 +187,13 @@ class SIRTResponseLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SIRTResponseParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        from SIRTDosimetryLib.mrml.dependencies import RESPONSE_REQUIREMENTS, DependenciesMissing, ensure_requirements
+    def ensureDependencies(self, confirm=None, testing=False) -> bool:
+        """Install missing Python packages after one confirmation (``confirm=False``: without asking, as the
+        self-test does; ``testing``: also what the self-test needs); False, after showing why, when they are not there."""
+        from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, module_requirements
 
         try:
-            ensure_requirements(RESPONSE_REQUIREMENTS, _("SIRT Response"))
+            ensure_requirements(module_requirements("SIRTResponse", testing), _("SIRT Response"), confirm=confirm)
         except DependenciesMissing as exc:
             slicer.util.errorDisplay(str(exc))
             return False
@@ -231,6 +233,8 @@ class SIRTResponseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        # A stock Slicer lacks some packages: install them (no dialog in a test run) before the scenarios.
+        self.assertTrue(SIRTResponseLogic().ensureDependencies(confirm=False, testing=True), "the Python packages could not be installed")
         try:
             from SIRTResponseLib.testing import scenarios
         except ImportError as exc:

@@ -282,7 +282,8 @@ def test_top_level_cmakelists_describes_the_extension():
     for variable in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         assert re.search(rf'^set\(EXTENSION_{variable} "[^"]+"\)', text, re.M), variable
     assert 'set(EXTENSION_CATEGORY "Nuclear Medicine")' in text
-    assert 'set(EXTENSION_DEPENDS "NA")' in text  # pyradiomics is used directly: no SlicerRadiomics at run time
+    # pyradiomics in Slicer is SlicerRadiomics' build (no compiler needed on the user's machine)
+    assert 'set(EXTENSION_DEPENDS "SlicerRadiomics")' in text
     order = [text.index(s) for s in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})")]
     order += [text.index(f"add_subdirectory({m})") for m in MODULES]
     order += [text.index(s) for s in ("include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})")]
