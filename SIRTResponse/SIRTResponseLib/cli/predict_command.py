@@ -29,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from ..labels import read_table
     from ..model_io import load_model, predict
 
+    from SIRTDosiomicsLib.radiomics_engine import prediction_warning, table_engine
+
     model = load_model(args.model)
+    engine_warning = prediction_warning(model.card, table_engine(args.features))
+    if engine_warning:
+        model.warnings.append(engine_warning)
     predictions = predict(model, read_table(args.features), id_column=args.id_column)
     print(f"model {model.card['model']['id']} (intended use: {model.card['intended_use']})")
     for p in predictions:
