@@ -172,6 +172,7 @@ class SIRTDosimetryParameterNode:
     normalLiverSegments: list[str]
     computeDvh: bool = True
     displayThresholdGy: Annotated[float, WithinRange(0, 1000), Decimals(1), SingleStep(0.5)] = 1.0
+    displayReferenceGy: Annotated[float, WithinRange(0, 2000), Decimals(0), SingleStep(10)] = 0.0
     normalPerfusedSegments: list[str]
     wholeLiverSegments: list[str]
     derivedTumourSegments: list[str]
@@ -293,7 +294,9 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             getattr(self.ui, name).enabled = not relative
 
     def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._parameterNode and self._parameterNode.activityVolume and self._parameterNode.segmentation:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+        elif self._parameterNode and self._parameterNode.activityVolume and self._parameterNode.segmentation:
             self.ui.applyButton.toolTip = _("Compute the dose map and the per-segment summary")
             self.ui.applyButton.enabled = True
         else:
@@ -301,18 +304,22 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.applyButton.enabled = False
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():
                 return
             from SIRTDosimetryLib.errors import SIRTInputError
+            from SIRTDosimetryLib.mrml.background import BackgroundRunner
             from SIRTDosimetryLib.mrml.logic import OperationCancelled
 
+            # The numerical work runs in a worker thread while Qt keeps processing events: the window
+            # stays responsive and Cancel takes effect at once.
+            runner = BackgroundRunner(slicer.app.processEvents, self.progress.cancelled)
             try:
-                with slicer.util.WaitCursor():
-                    outputs = self.logic.process(self._parameterNode, progress=self.progress, cancel=self.progress.cancelled)
+                outputs = self.logic.process(self._parameterNode, progress=self.progress, cancel=self.progress.cancelled, run=runner)
             except OperationCancelled:
                 self.ui.statusLabel.text = _("Cancelled: nothing was added to the scene.")
                 return
@@ -375,8 +382,9 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
 
         return DoseSettings.from_object(parameterNode)
 
-    def process(self, parameterNode, progress=None, cancel=None):
-        """Compute with the settings of the parameter node; returns ``DoseOutputs``."""
+    def process(self, parameterNode, progress=None, cancel=None, run=None):
+        """Compute with the settings of the parameter node; returns ``DoseOutputs``. ``run`` executes the
+        numerical part (``SIRTDosimetryLib.mrml.background``; default: on this thread)."""
         settings = self.settingsFromParameterNode(parameterNode)
         doseNode = parameterNode.doseVolume
         tableNode = parameterNode.summaryTable
@@ -387,10 +395,10 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             doseNode = None
         return self.computeDose(
             parameterNode.activityVolume, parameterNode.segmentation, settings,
-            doseNode=doseNode, tableNode=tableNode, ctNode=parameterNode.ctVolume, progress=progress, cancel=cancel,
+            doseNode=doseNode, tableNode=tableNode, ctNode=parameterNode.ctVolume, progress=progress, cancel=cancel, run=run,
         )
 
-    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None, derived=None):
+    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None, derived=None, run=None):
         """Dose of ``activityNode`` with ``segmentationNode``'s segments; ``settings`` is a ``DoseSettings``
         or ready ``DoseParameters``; ``ctNode`` with the settings' HU-density table gives a density per voxel.
         Derived segments: those of the ``DoseSettings``, or ``derived`` (a ``DerivedSegmentsSpec``).
@@ -400,26 +408,45 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
         from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes, volume_units
 
         if isinstance(settings, DoseParameters):
-            params, withDvh, threshold = settings, True, None
+            params, withDvh, options = settings, True, {}
         else:
             settings = settings or DoseSettings()
             params = settings.to_parameters(volume_units(activityNode) if activityNode else None)
-            withDvh, threshold = settings.compute_dvh, settings.display_threshold_gy
+            withDvh = settings.compute_dvh
+            options = {"display_threshold_gy": settings.display_threshold_gy, "display_reference_gy": settings.display_reference_gy}
             derived = derived if derived is not None else settings.derived_segments_spec()
-        options = {} if threshold is None else {"display_threshold_gy": threshold}
         return compute_dose_from_nodes(
             activityNode, segmentationNode, params, dose_node=doseNode, table_node=tableNode, ct_node=ctNode,
-            with_dvh=withDvh, derived=derived, progress=progress, cancel=cancel, **options,
+            with_dvh=withDvh, derived=derived, progress=progress, cancel=cancel, **options, **({"run": run} if run else {}),
         )
 
     def showResults(self, outputs) -> None:
-        """Dose as a foreground overlay on the activity image, the summary table and DVH in the views."""
+        """The results layout (3D and slice views, DVH chart, summary table), the dose as a foreground
+        overlay on the activity image, and isodose lines when SlicerRT is installed."""
+        from SIRTDosimetryLib.mrml.view import use_results_layout
+
+        use_results_layout(slicer.app.layoutManager().layoutLogic().GetLayoutNode())
         activityNode = outputs.dose_node.GetNodeReference("SIRT.activity")
-        slicer.util.setSliceViewerLayers(background=activityNode, foreground=outputs.dose_node, foregroundOpacity=0.5)
+        slicer.util.setSliceViewerLayers(background=activityNode, foreground=outputs.dose_node, foregroundOpacity=0.5, fit=True)
         if outputs.dvh_chart_node is not None:
             slicer.modules.plots.logic().ShowChartInLayout(outputs.dvh_chart_node)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.table_node.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
+        self.showIsodose(outputs.dose_node)
+
+    def showIsodose(self, doseNode) -> bool:
+        """Isodose surfaces of the dose with SlicerRT's Isodose module, when it is installed."""
+        if not hasattr(slicer.modules, "isodose"):
+            return False
+        try:
+            isodoseNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLIsodoseNode", f"{doseNode.GetName()} isodose")
+            isodoseNode.SetAndObserveDoseVolumeNode(doseNode)
+            logic = slicer.modules.isodose.logic()
+            logic.SetNumberOfIsodoseLevels(isodoseNode, 6)
+            return bool(logic.CreateIsodoseSurfaces(isodoseNode))
+        except Exception:  # isodose lines are an extra view: never fail the result for them
+            logging.exception("SlicerRT isodose display failed")
+            return False
 
 
 #

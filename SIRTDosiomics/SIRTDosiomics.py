@@ -168,6 +168,9 @@ class SIRTDosiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._checkCanApply()
 
     def _checkCanApply(self, caller=None, event=None) -> None:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+            return
         p = self._parameterNode
         hasImage = p is not None and any(getattr(p, name) for name in IMAGE_KINDS)
         hasStructure = p is not None and any(list(getattr(p, name)) for name in SEGMENT_LIST_WIDGETS)
@@ -177,8 +180,9 @@ class SIRTDosiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():

@@ -141,13 +141,17 @@ class SIRTResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelCardLabel.text = self.logic.modelSummaryText(path) if path else _("No model loaded.")
 
     def _checkCanApply(self, caller=None, event=None) -> None:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+            return
         p = self._parameterNode
         self.ui.applyButton.enabled = bool(p and p.modelPath and p.featureTable)
         self.ui.applyButton.toolTip = _("Predict the response") if self.ui.applyButton.enabled else _("Select a model folder and a feature table")
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():

@@ -265,7 +265,8 @@ def test_path_sync_and_progress_reporter():
     assert not progress.cancelled()
     progress.request_cancel()
     assert progress.cancelled()
-    progress.start()
+    progress.finish()
+    assert progress.start()
     assert not progress.cancelled()
 
 
