@@ -70,6 +70,30 @@ Developed by the SlicerSIRT developers. Sample patients from Burak Demir's
 SlicerRadioembolizationDosimetry sample images (MIT licence). Voxel S values from Lanconelli et al.
 2012; dose point kernel from Graves et al. 2019. Built on 3D Slicer, SimpleITK, NumPy and SciPy.
 """)
+        # The bundled sample patients in the Sample Data module, once Slicer has started.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Register the two bundled sample patients with the Sample Data module (category "SIRT dosimetry");
+    loading one reads its files from the extension (no download) through ``SIRTDosimetryLib.mrml.samples``."""
+    import os
+
+    import SampleData
+    from SIRTDosimetryLib.mrml.samples import SAMPLE_CATEGORY, SAMPLE_PATIENTS
+
+    iconsPath = os.path.join(os.path.dirname(__file__), "Resources", "Icons")
+    for patient in SAMPLE_PATIENTS:
+
+        def load(source, key=patient.key):
+            from SIRTDosimetryLib.mrml.samples import load_sample_patient
+
+            return list(load_sample_patient(slicer.mrmlScene, key))
+
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=SAMPLE_CATEGORY, sampleName=patient.key, uris=[], fileNames=[], nodeNames=[patient.activity_name],
+            thumbnailFileName=os.path.join(iconsPath, f"{patient.key}.png"), customDownloader=load,
+        )
 
 
 #
@@ -94,7 +118,7 @@ class ImageUnits(enum.Enum):
 
     def label(self):
         return {
-            "auto": _("From volume"), "bq_per_ml": "Bq/mL", "kbq_per_ml": "kBq/mL", "mbq_per_ml": "MBq/mL", "counts": _("Counts"),
+            "auto": _("From volume or DICOM header"), "bq_per_ml": "Bq/mL", "kbq_per_ml": "kBq/mL", "mbq_per_ml": "MBq/mL", "counts": _("Counts"),
         }[self.value]
 
 
@@ -232,6 +256,8 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentLists.connect()
         self.huTablePath.connect()
         self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.segmentLists.to_widgets)
+        self.ui.activitySelector.connect("currentNodeChanged(vtkMRMLNode*)", self.applyFirstRunDefaults)
+        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.applyFirstRunDefaults)
         self.ui.calibrationModeComboBox.connect("currentIndexChanged(int)", self.updateCalibrationWidgets)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.progress.request_cancel)
@@ -284,6 +310,29 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentLists.to_widgets()
         self.updateCalibrationWidgets()
         self._checkCanApply()
+
+    def applyFirstRunDefaults(self, *args) -> None:
+        """When the user picks an activity volume or a segmentation: show the volume's units (from the
+        volume or its DICOM header), use relative calibration for counts, and the liver segment as the
+        calibration VOI (``SIRTDosimetryLib.mrml.defaults``)."""
+        node = self._parameterNode
+        if node is None or node.activityVolume is None:
+            return
+        from SIRTDosimetryLib.mrml.defaults import first_apply_settings
+        from SIRTDosimetryLib.mrml.logic import volume_units
+
+        suggested = first_apply_settings(node.activityVolume, node.segmentation, volume_units(node.activityVolume))
+        if "units" in suggested:
+            node.units = ImageUnits(suggested["units"])
+            node.calibrationMode = CalibrationMode(suggested["calibration_mode"])
+        if "calibration_voi" in suggested and not self._segmentsPresent(node.calibrationVoi):
+            node.calibrationVoi = suggested["calibration_voi"]
+
+    def _segmentsPresent(self, names) -> bool:
+        from SIRTDosimetryLib.mrml.defaults import segment_names
+
+        present = {n.lower() for n in segment_names(self._parameterNode.segmentation)}
+        return bool(names) and all(str(n).lower() in present for n in names)
 
     def updateCalibrationWidgets(self, *args) -> None:
         relative = self.ui.calibrationModeComboBox.currentIndex == 1

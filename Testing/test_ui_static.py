@@ -314,3 +314,30 @@ def test_no_package_imports_the_command_line_above_it():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                     [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
                 assert not any(n == "sirt" or n.startswith("sirt.") for n in names), f"{path} imports sirt"
+
+
+def _cmake_extension_values() -> dict[str, str]:
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    return {k.lower(): v for k, v in re.findall(r'^set\(EXTENSION_([A-Z]+) "([^"]*)"\)', text, re.M)}
+
+
+def test_screenshots_and_icon_of_the_extension_are_in_the_repository():
+    """EXTENSION_ICONURL and EXTENSION_SCREENSHOTURLS point at files of this repository's main branch."""
+    values = _cmake_extension_values()
+    prefix = "https://raw.githubusercontent.com/SlicerSIRT/SlicerSIRT/main/"
+    urls = [values["iconurl"], *values["screenshoturls"].split()]
+    assert len(urls) >= 3
+    for url in urls:
+        assert url.startswith(prefix) and (ROOT / url[len(prefix):]).is_file(), url
+
+
+def test_extensions_index_description_matches_the_cmake_metadata():
+    entries = {}
+    for line in (ROOT / "SlicerSIRT.s4ext").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            entries[key] = value.strip()
+    values = _cmake_extension_values()
+    assert entries["scm"] == "git" and entries["enabled"] == "1" and entries["build_subdirectory"] == "."
+    for key in ("homepage", "contributors", "category", "iconurl", "description", "screenshoturls", "depends"):
+        assert entries[key] == values[key], key

@@ -37,7 +37,8 @@ LAYOUT_XML = """<layout type="vertical" split="true">
   </layout>
  </item>
 </layout>"""
-"""3D and axial views, sagittal and coronal views, then the DVH chart beside the summary table."""
+"""3D and axial views, sagittal and coronal views, then the DVH chart beside the summary table (Slicer's
+built-in "Four-Up Plot Table" arrangement has no 3D view)."""
 
 
 def use_results_layout(layout_node) -> None:

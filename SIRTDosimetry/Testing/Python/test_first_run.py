@@ -126,14 +126,17 @@ def test_each_run_lands_in_its_own_folder_under_the_study(samples):
     assert hierarchy.GetItemByDataNode(refill.dose_node) and not hierarchy.GetItemLevel(folder)  # emptied folder removed
 
 
-def test_results_layout_has_3d_slices_plot_and_table():
-    layout = slicer.vtkMRMLLayoutNode()
+def test_results_layout_has_3d_slices_plot_and_table(scene):
+    layout_logic = slicer.vtkMRMLLayoutLogic()
+    layout_logic.SetMRMLScene(scene)
+    layout = layout_logic.GetLayoutNode()
     view.use_results_layout(layout)
-    assert layout.GetViewArrangement() == view.LAYOUT_ID and layout.IsLayoutDescription(view.LAYOUT_ID)
-    classes = [v.get("class") for v in ET.fromstring(layout.GetLayoutDescription(view.LAYOUT_ID)).iter("view")]
+    assert layout.GetViewArrangement() == view.LAYOUT_ID
+    view.use_results_layout(layout)  # registered once
+    classes = [v.get("class") for v in ET.fromstring(layout.GetCurrentLayoutDescription()).iter("view")]
     assert sorted(classes) == sorted(["vtkMRMLViewNode", "vtkMRMLSliceNode", "vtkMRMLSliceNode", "vtkMRMLSliceNode",
                                       "vtkMRMLPlotViewNode", "vtkMRMLTableViewNode"])
-    view.use_results_layout(layout)  # registered once
+    layout_logic.SetMRMLScene(None)
 
 
 def test_dose_window_is_twice_the_tumour_dose_or_the_reference(samples):
