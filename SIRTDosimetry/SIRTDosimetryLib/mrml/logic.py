@@ -36,7 +36,7 @@ from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.volumes import ActivityImage, check_units
 from ..provenance import to_jsonable
-from . import convert, derived_segments, outputs, view
+from . import convert, derived_segments, outputs, treatment_planning, view
 from .background import OperationCancelled, inline
 from .derived_segments import DerivedSegmentsSpec
 
@@ -452,6 +452,10 @@ def compute_dose_from_nodes(
             summary["inputs"] = inputs
             if derived_computation is not None:
                 summary["derived_segments"] = [s.record for s in derived_computation.structures]
+            lung_gy = treatment_planning.lung_dose_gy(params.calibration)
+            if lung_gy is not None:  # the shunted activity is outside the image: partition model
+                summary["lungs"] = {"dose_mean_gy": lung_gy, "mass_g": treatment_planning.CONVENTIONAL_LUNG_MASS_G,
+                                    "method": "partition model: D = E A (1 - R) LSF / m_lung (Ho et al. 1996)"}
             return summary
 
         out = add_result_nodes(
