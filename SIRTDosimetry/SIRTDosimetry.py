@@ -164,6 +164,14 @@ class ThresholdImage(enum.Enum):
         return {"activity": _("Activity image"), "dose": _("Dose map")}[self.value]
 
 
+class Microspheres(enum.Enum):
+    GLASS = "glass"
+    RESIN = "resin"
+
+    def label(self):
+        return {"glass": _("Glass (TheraSphere)"), "resin": _("Resin (SIR-Spheres)")}[self.value]
+
+
 @parameterNodeWrapper
 class SIRTDosimetryParameterNode:
     """Everything the user chooses; field names are the camel-case names of ``DoseSettings`` plus the nodes."""
@@ -205,6 +213,16 @@ class SIRTDosimetryParameterNode:
     thresholdImage: ThresholdImage = ThresholdImage.ACTIVITY
     doseVolume: vtkMRMLScalarVolumeNode
     summaryTable: vtkMRMLTableNode
+    # lung shunt and planning panel (not dose settings)
+    lungAnteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    lungPosteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    liverAnteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    liverPosteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    lungSegments: list[str]
+    microspheres: Microspheres = Microspheres.GLASS
+    planPerfusedSegments: list[str]
+    targetTumourDoseGy: Annotated[float, WithinRange(0, 2000), Decimals(0), SingleStep(10)] = 0.0
+    plannedActivityGbq: Annotated[float, WithinRange(0, 100), Decimals(3), SingleStep(0.1)] = 0.0
 
 
 # Segment lists of the parameter node and the segment selector widgets that edit them.
@@ -217,6 +235,8 @@ SEGMENT_LIST_WIDGETS = {
     "wholeLiverSegments": "wholeLiverSegmentsSelector",
     "derivedTumourSegments": "derivedTumourSegmentsSelector",
     "thresholdSegments": "thresholdSegmentsSelector",
+    "lungSegments": "lungSegmentsSelector",
+    "planPerfusedSegments": "planPerfusedSegmentsSelector",
 }
 
 
@@ -261,6 +281,9 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.calibrationModeComboBox.connect("currentIndexChanged(int)", self.updateCalibrationWidgets)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.progress.request_cancel)
+        self.ui.planarLsfButton.connect("clicked(bool)", self.onPlanarLungShunt)
+        self.ui.spectLsfButton.connect("clicked(bool)", self.onSpectLungShunt)
+        self.ui.planButton.connect("clicked(bool)", self.onPlan)
 
         self.initializeParameterNode()
 
@@ -310,6 +333,62 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentLists.to_widgets()
         self.updateCalibrationWidgets()
         self._checkCanApply()
+
+    def _showInputError(self, function):
+        """Run ``function()``; an input error is shown as a message (False), not a traceback."""
+        from SIRTDosimetryLib.errors import SIRTInputError
+
+        try:
+            return function()
+        except SIRTInputError as exc:
+            slicer.util.errorDisplay(str(exc), windowTitle=_("SIRT Dosimetry"))
+            return False
+
+    def onPlanarLungShunt(self) -> None:
+        from SIRTDosimetryLib.analysis.constraints import lung_shunt_fraction_planar
+
+        node = self._parameterNode
+        lsf = self._showInputError(lambda: lung_shunt_fraction_planar(
+            node.lungAnteriorCounts, node.lungPosteriorCounts, node.liverAnteriorCounts, node.liverPosteriorCounts))
+        if lsf is not False:
+            node.lungShuntFraction = round(lsf, 3)
+            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (planar geometric means).").format(value=100 * lsf)
+
+    def onSpectLungShunt(self) -> None:
+        node = self._parameterNode
+        if not (node.activityVolume and node.segmentation and node.lungSegments and node.calibrationVoi):
+            slicer.util.errorDisplay(_("Choose the activity image, the segmentation, the lung segment and the calibration VOI (liver)."))
+            return
+        if not self.logic.ensureDependencies():
+            return
+        from SIRTDosimetryLib.mrml.treatment_planning import spect_lung_shunt_fraction
+
+        lsf = self._showInputError(lambda: spect_lung_shunt_fraction(
+            node.activityVolume, node.segmentation, node.lungSegments[0], node.calibrationVoi[0], node.clampNegative))
+        if lsf is not False:
+            node.lungShuntFraction = round(lsf, 3)
+            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (SPECT counts).").format(value=100 * lsf)
+
+    def onPlan(self) -> None:
+        node = self._parameterNode
+        if not (node.activityVolume and node.segmentation and node.planPerfusedSegments):
+            slicer.util.errorDisplay(_("Choose the activity image (99mTc-MAA SPECT), the segmentation and the perfused liver segment."))
+            return
+        if not self.logic.ensureDependencies():
+            return
+        from SIRTDosimetryLib.mrml.treatment_planning import PlanRequest, plan_from_nodes, plan_text
+
+        tumours = tuple(node.tumourSegments) or self.logic.tumourSegmentNames(node.segmentation)
+        request = PlanRequest(
+            tumours, node.planPerfusedSegments[0], whole_liver=(node.calibrationVoi[0] if node.calibrationVoi else None),
+            lung=(node.lungSegments[0] if node.lungSegments else None), lsf=node.lungShuntFraction,
+            microspheres=node.microspheres.value, target_tumour_gy=node.targetTumourDoseGy or None,
+            activity_gbq=None if node.targetTumourDoseGy else (node.plannedActivityGbq or None),
+            residual_fraction=node.residualFraction, clamp_negative=node.clampNegative,
+        )
+        plan = self._showInputError(lambda: plan_from_nodes(node.activityVolume, node.segmentation, request))
+        if plan is not False:
+            self.ui.planResultLabel.text = plan_text(plan)
 
     def applyFirstRunDefaults(self, *args) -> None:
         """When the user picks an activity volume or a segmentation: show the volume's units (from the
@@ -425,6 +504,14 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             slicer.util.errorDisplay(str(exc))
             return False
         return True
+
+    @staticmethod
+    def tumourSegmentNames(segmentationNode) -> tuple:
+        """Segments named like tumours (tumor, tumour, lesion), as the derived segments take them."""
+        from SIRTDosimetryLib.mrml.defaults import segment_names
+        from SIRTDosimetryLib.mrml.logic import structure_role
+
+        return tuple(n for n in segment_names(segmentationNode) if structure_role(n, None) == "tumour")
 
     def settingsFromParameterNode(self, parameterNode):
         from SIRTDosimetryLib.mrml.logic import DoseSettings
