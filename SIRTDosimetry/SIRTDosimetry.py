@@ -466,6 +466,8 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for warning in outputs.result.warnings:
                 logging.warning(warning)
             self.ui.statusLabel.text = _("Done. {count} segments; mean dose in the summary table.").format(count=len(outputs.result.segments))
+            if "lungs" in outputs.summary:
+                self.ui.statusLabel.text += " " + _("Lungs {dose:.1f} Gy (partition model, 1000 g).").format(dose=outputs.summary["lungs"]["dose_mean_gy"])
             if outputs.derived_segmentation_node is not None:
                 self.ui.statusLabel.text += " " + _("Derived segments in '{name}'.").format(name=outputs.derived_segmentation_node.GetName())
         finally:
