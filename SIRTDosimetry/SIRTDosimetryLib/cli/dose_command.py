@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
 from ..dose.density import read_hu_density_table
-from ..dose.engine import DoseParameters, DoseResult, compute_dose
+from ..dose.engine import DOSE_METHODS, DoseParameters, DoseResult, compute_dose
+from ..dose.montecarlo import MCSettings
 from ..dose.radiobiology import PRESETS
 from ..dose.report import dose_summary
 from ..errors import SIRTInputError
@@ -32,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--mode", choices=("absolute", "relative"), required=True, help="activity calibration")
-    p.add_argument("--method", choices=("ldm", "vsv"), default="ldm", help="dose method (default ldm)")
+    p.add_argument("--method", choices=DOSE_METHODS, default="ldm",
+                   help="dose method (default ldm); vsv-lung: range-scaled kernels for lung; mc: Monte Carlo (extra 'mc')")
     p.add_argument("--kernel", choices=("auto", "lanconelli", "dpk"), default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
     p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
@@ -60,6 +62,13 @@ def add_parser(subparsers) -> None:
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
     r.add_argument("--lungs-in-voi", action="store_true", help="the calibration VOI includes the lungs")
+    m = p.add_argument_group("Monte Carlo (--method mc; needs pip install 'slicer-sirt[mc]')")
+    m.add_argument("--mc-decays", type=float, help="number of decays to simulate (default 1e6, or as the target needs)")
+    m.add_argument("--mc-uncertainty", type=float, help="stop at this relative uncertainty in the target, e.g. 0.02")
+    m.add_argument("--mc-target", help="comma-separated segments the uncertainty is measured in (default: voxels above half the maximum)")
+    m.add_argument("--mc-processes", type=int, help="local worker processes (default all CPUs)")
+    m.add_argument("--mc-seed", type=int, default=0, help="first PenRed seed pair, 0-1000 (default 0)")
+    m.add_argument("--mc-scheduler", help="Dask scheduler address: run the batches on its workers (shared file system)")
     b = p.add_argument_group("radiobiology")
     b.add_argument(
         "--bed-params",
@@ -106,6 +115,21 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         radiobiology=parse_lq(args.bed_params),
         hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
         segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+        monte_carlo=_mc_settings(args) if args.method == "mc" else None,
+    )
+
+
+def _mc_settings(args: argparse.Namespace) -> MCSettings:
+    decays = args.mc_decays
+    if decays is not None and not (decays >= 1 and float(decays).is_integer()):
+        raise SIRTInputError(f"--mc-decays must be a positive whole number, got {decays}")
+    return MCSettings(
+        decays=int(decays) if decays is not None else None,
+        target_uncertainty=args.mc_uncertainty,
+        target_segments=tuple(s.strip() for s in args.mc_target.split(",")) if args.mc_target else (),
+        processes=args.mc_processes,
+        seed=args.mc_seed,
+        scheduler=args.mc_scheduler,
     )
 
 
@@ -125,12 +149,16 @@ def run_dose(
     segmentation = read_segmentation(segmentation_path, label_names)
     result = compute_dose(activity, segmentation, params, ct)
     outputs = {"dose_gy": "dose_gy.nrrd"}
+    if result.uncertainty_rel is not None:
+        outputs["dose_uncertainty_rel"] = "dose_uncertainty_rel.nrrd"
     if result.bed_gy is not None:
         outputs |= {"bed_gy": "bed_gy.nrrd", "eqd2_gy": "eqd2_gy.nrrd"}
     inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
               "hu_density_table": params.hu_density_table.source if params.hu_density_table else None}
     summary = dose_summary(result, params, inputs, outputs)
     writers = {"dose_gy.nrrd": partial(write_image, result.dose_gy), "summary.json": partial(write_json, summary)}
+    if result.uncertainty_rel is not None:
+        writers["dose_uncertainty_rel.nrrd"] = partial(write_image, result.uncertainty_rel)
     if result.bed_gy is not None:
         writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
     commit_outputs(output, writers, inputs=[p for p in inputs.values() if p is not None], overwrite=overwrite)
@@ -149,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
+    print(f"note: {result.lung_dose_note}")
     for warning in result.warnings:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")

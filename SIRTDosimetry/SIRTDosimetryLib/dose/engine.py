@@ -28,9 +28,21 @@ from .calibration import (
 )
 from .density import HUDensityTable, density_from_ct
 from .ldm import ldm_dose_gy
+from .montecarlo import CancelCheck, MCSettings, ProgressCallback, mc_record, run_monte_carlo
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
-DoseMethod = Literal["ldm", "vsv"]
+DoseMethod = Literal["ldm", "vsv", "vsv-lung", "mc"]
+DOSE_METHODS: tuple[str, ...] = ("ldm", "vsv", "vsv-lung", "mc")
+
+LUNG_DOSE_NOTES: dict[str, str] = {
+    "ldm": "lung dose by local deposition: +17 % against Monte Carlo for the lung mean dose (Mikell et al., EJNMMI Phys 2015;2:16)",
+    "vsv": "lung dose by a soft-tissue kernel scaled in amplitude only: -60 % to -88 % against Monte Carlo without the lung "
+    "density, +20 % with it (Mikell et al. 2015; d'Andrea et al., Appl Sci 2024;14:7684); prefer vsv-lung or mc",
+    "vsv-lung": "lung dose by range-scaled kernels (rho_eff = mean of source and target density): see the README for its "
+    "error against Monte Carlo on a liver/lung slab",
+    "mc": "lung dose by Monte Carlo (PenRed, PENELOPE-2018); statistical uncertainty per voxel in dose_uncertainty_rel",
+}
+"""Which method gave the lung dose, and its expected error: written into every dose summary."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class DoseParameters:
     hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
     radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
     segments: tuple[str, ...] | None = None  # None: every segment
+    monte_carlo: MCSettings | None = None  # method "mc": decays or target uncertainty, processes, seed
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,9 @@ class DoseResult:
     kernel_source: str | None
     invalid_voxels: dict[str, int]
     warnings: list[str]
+    lung_dose_note: str = ""
+    uncertainty_rel: sitk.Image | None = None  # Monte Carlo: relative 1-sigma uncertainty of the dose
+    monte_carlo: dict | None = None  # Monte Carlo: decays, seed pairs, CPU time, materials
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
@@ -127,11 +143,13 @@ def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, flo
 
 
 def compute_dose(
-    activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
+    activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None,
+    progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
 ) -> DoseResult:
     """Compute the absorbed dose map and per-segment summary. Inputs are not modified.
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
+    ``progress`` (fraction done) and ``cancel`` are used by the Monte Carlo method, which runs long.
     """
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
@@ -140,7 +158,9 @@ def compute_dose(
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
-    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    mc_settings = params.monte_carlo or MCSettings()
+    mc_extra = [*mc_settings.target_segments, *_liver_segments(segmentation.names)] if params.method == "mc" else []
+    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *mc_extra]))
     structures = map_segments(segmentation, reference, needed, params.partial_voxels)
     warnings = [
         f"segment {s.name!r}: {100 * (1 - s.coverage):.1f} % of its contoured volume lies outside the activity image"
@@ -170,20 +190,34 @@ def compute_dose(
     density = density_map(values.shape, base, params.segment_densities_g_per_ml, structures)
 
     kernel_source = None
+    uncertainty = mc_summary = None
     if params.method == "ldm":
         dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
     elif params.method == "vsv":
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
 
-        if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
-            raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
+        _require_y90(nuclide)
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
         dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
         dose = density_corrected(dose, density, kernel.density_g_per_ml)
+    elif params.method == "vsv-lung":
+        from .lung_kernel import vsv_lung_dose_gy
+
+        _require_y90(nuclide)
+        dose = vsv_lung_dose_gy(tia, density, reference.GetSpacing())
+        kernel_source = "Graves et al. 2019 90Y dose point kernel, range-scaled per source/target density"
+    elif params.method == "mc":
+        _require_y90(nuclide)
+        target = _union(structures, mc_settings.target_segments)
+        liver = _union(structures, _liver_segments(segmentation.names))
+        spacing_zyx = tuple(reversed(reference.GetSpacing()))
+        mc = run_monte_carlo(tia, np.broadcast_to(np.asarray(density, dtype=np.float64), tia.shape), spacing_zyx, mc_settings,
+                             target, liver, progress, cancel)
+        dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
     else:
-        raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
+        raise SIRTInputError(f"unknown dose method {params.method!r}; choose one of {', '.join(DOSE_METHODS)}")
 
     bed_map = eqd2_map = None
     if params.radiobiology:
@@ -239,4 +273,23 @@ def compute_dose(
         kernel_source=kernel_source,
         invalid_voxels=invalid,
         warnings=warnings,
+        lung_dose_note=LUNG_DOSE_NOTES[params.method],
+        uncertainty_rel=_image_like(uncertainty, reference) if uncertainty is not None else None,
+        monte_carlo=mc_summary,
     )
+
+
+def _require_y90(nuclide: Radionuclide) -> None:
+    if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
+        raise SIRTInputError(f"kernel and Monte Carlo dose are available for Y-90 only; use the LDM for {nuclide.name}")
+
+
+def _liver_segments(names: list[str]) -> list[str]:
+    """Segments whose name says liver: their soft-tissue voxels get the liver composition in Monte Carlo."""
+    return [n for n in names if "liver" in n.lower()]
+
+
+def _union(structures: dict[str, Structure], names) -> np.ndarray | None:
+    """Voxels at least half inside any of the named segments, or None when no name is given."""
+    masks = [structures[n].weights >= 0.5 for n in names]
+    return np.logical_or.reduce(masks) if masks else None

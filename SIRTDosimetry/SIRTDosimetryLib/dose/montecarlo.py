@@ -3,8 +3,8 @@
 The core never imports PenRed (AGPL-3.0): it writes the job (source, materials, densities) to a
 folder, runs ``mc_worker`` batches as child processes (or on Dask workers sharing that folder),
 and combines what they write back. Each batch gets its own PenRed seed pair (RANECU's table of
-1001 independent pairs), recorded in the result; the same seed and number of decays reproduce the
-same dose.
+1001 independent pairs), recorded in the result; the same seed, decays, processes and batch size
+reproduce the same dose.
 
 Combination of batches: with n_i histories, per-history mean m_i and its 1-sigma uncertainty s_i,
 the mean is sum(n_i m_i)/N and its uncertainty sqrt(sum((n_i/N)^2 s_i^2)). Dose to medium (Gy) =
@@ -65,6 +65,7 @@ class MCCancelled(RuntimeError):
 class MCSettings:
     decays: int | None = None  # total decays; None: 10^6, or as many as the target uncertainty needs
     target_uncertainty: float | None = None  # relative (0.02 = 2 %) in the target region
+    target_segments: tuple[str, ...] = ()  # the target region; empty: voxels above half the maximum dose
     max_decays: int = 10**9
     processes: int | None = None  # local worker processes; None: all CPUs
     batch_decays: int = 200_000
@@ -82,6 +83,8 @@ class MCSettings:
             raise SIRTInputError(f"the target uncertainty is relative, between 0 and 1 (0.02 = 2 %), got {self.target_uncertainty!r}")
         if self.processes is not None and self.processes < 1:
             raise SIRTInputError(f"Monte Carlo needs at least one process, got {self.processes}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < SEED_PAIRS):
+            raise SIRTInputError(f"the Monte Carlo seed is the first of PenRed's seed pairs, 0-{SEED_PAIRS - 1}, got {self.seed!r}")
         if self.batch_decays < 1000:
             raise SIRTInputError(f"a Monte Carlo batch needs at least 1000 decays, got {self.batch_decays}")
 
@@ -155,6 +158,7 @@ def write_job(
 
 
 def _worker_command(job_dir: Path, *args: object) -> list[str]:
+    """Workers run in the job folder (cwd), where PenRed also writes its own reports."""
     return [sys.executable, "-m", WORKER_MODULE, str(job_dir), *map(str, args)]
 
 
@@ -173,7 +177,7 @@ def _check_worker(returncode: int, stderr: bytes, job_dir: Path, what: str) -> N
 
 def run_batch_subprocess(job_dir: str, batch: str, decays: int, seed_pair: int) -> str:
     """Run one batch to completion in a child process; return its result file (used on Dask workers)."""
-    done = subprocess.run(_worker_command(Path(job_dir), batch, decays, seed_pair), env=_worker_env(), capture_output=True)
+    done = subprocess.run(_worker_command(Path(job_dir), batch, decays, seed_pair), env=_worker_env(), capture_output=True, cwd=job_dir)
     _check_worker(done.returncode, done.stderr, Path(job_dir), f"batch {batch}")
     return str(Path(job_dir) / f"{batch}.npz")
 
@@ -232,7 +236,7 @@ def run_monte_carlo(
     try:
         materials = write_job(job_dir, tia[box], density[box], spacing_mm_zyx, settings,
                               None if liver_mask is None else liver_mask[box], nuclide)
-        prepared = subprocess.run(_worker_command(job_dir, "prepare"), env=_worker_env(), capture_output=True)
+        prepared = subprocess.run(_worker_command(job_dir, "prepare"), env=_worker_env(), capture_output=True, cwd=job_dir)
         _check_worker(prepared.returncode, prepared.stderr, job_dir, "preparation")
         acc = _run_batches(job_dir, tia[box].shape, settings, target_box, progress, cancel)
     finally:
@@ -280,7 +284,8 @@ def _run_local(job_dir, jobs, settings, done_before, goal, progress, cancel) -> 
     running = []
     for name, size, seed in jobs:
         with open(job_dir / f"{name}.stderr", "wb") as stderr:  # a file, not a pipe: a full pipe would block the worker
-            running.append((subprocess.Popen(_worker_command(job_dir, name, size, seed), env=_worker_env(), stdout=subprocess.DEVNULL, stderr=stderr), name))
+            running.append((subprocess.Popen(_worker_command(job_dir, name, size, seed), env=_worker_env(), cwd=job_dir,
+                                            stdout=subprocess.DEVNULL, stderr=stderr), name))
     try:
         while any(p.poll() is None for p, _ in running):
             if cancel is not None and cancel():
@@ -327,6 +332,16 @@ def _run_dask(job_dir, jobs, settings, done_before, goal, progress, cancel) -> l
     return paths
 
 
-def settings_record(settings: MCSettings) -> dict:
-    """The settings as plain values for provenance."""
-    return asdict(settings)
+def mc_record(result: MCDose) -> dict:
+    """What a dose summary records of a Monte Carlo run (reproducible with the same settings)."""
+    return {
+        "engine": "PenRed (PENELOPE-2018 physics), ICRP 107 90Y beta spectrum",
+        "settings": asdict(result.settings),
+        "decays_simulated": result.decays_simulated,
+        "decays_represented": result.decays_represented,
+        "seed_pairs": result.seed_pairs,
+        "achieved_uncertainty": result.achieved_uncertainty,
+        "cpu_seconds": result.cpu_seconds,
+        "wall_seconds": result.wall_seconds,
+        "materials_voxels": result.materials,
+    }
