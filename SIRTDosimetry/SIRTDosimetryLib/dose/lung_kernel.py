@@ -1,4 +1,4 @@
-"""Lung-aware kernel convolution: the beta range follows the density between source and target.
+"""Lung-aware kernel convolution: the beta range follows the density of the target.
 
 A soft-tissue kernel scaled only in amplitude (``vsv.density_corrected``) keeps the electrons' soft-
 tissue range in lung, where they travel about four times further; published comparisons with MC find
@@ -7,21 +7,21 @@ kernel's range is scaled as well.
 
 Physics. In a homogeneous medium of density rho the dose per decay at distance r is
 D_rho(r) = rho^2 D_w(rho r) (O'Connor's scaling theorem for the water point kernel D_w; Cross,
-Phys Med Biol 1992), which ``kernels.build_kernel_from_dpk`` turns into voxel S values. Along a
-straight path through media of different densities the electrons' penetration is governed by the
-radiological distance d = integral of rho dl; with the energy spread over the geometric sphere of
-radius r, the dose at the target is then D_rho_eff(r), rho_eff = d / r the mean density along the
-path (straight-ahead approximation, as in density-scaled point-kernel methods; Loudos et al.). The
-mean density along the path is approximated by the mean of the source and target densities,
-rho_eff = (rho_s + rho_t) / 2, which is exact when the interface lies half-way and keeps the method a
-sum of convolutions:
+Phys Med Biol 1992), which ``kernels.build_kernel_from_dpk`` turns into voxel S values S_rho.
+Across a plane interface the same theorem, applied along each straight path, says that the dose is a
+function of radiological depth only: beside a uniformly active medium of density rho_s, the dose
+at depth x in a medium of density rho_t is the plateau times g(rho_t x), g the depth profile of a
+semi-infinite source in radiological depth. The convolution
 
-    D(t) = sum_j w_j(rho_t) sum_i [ (A w_i(rho_s)) * S_{(c_i + c_j)/2} ](t)
+    D(t) = rho_t * sum_s (A(s) / rho_s) S_{rho_t}(t - s)
 
-with densities c_k on a geometric ladder (ratio ``LADDER_RATIO``, anchored at 1 g/mL) and w_k the
-linear interpolation weights (in log density) of each voxel's density on it. Only source densities
-holding activity are convolved. Its error against Monte Carlo on a liver/lung slab is measured in
-``bench/bench_mc.py`` and reported in the README.
+(activity per unit density, convolved with the kernel of the target's density) reproduces this
+exactly for a uniform source against any slab, reduces to the range-scaled kernel in a homogeneous
+medium, and is one convolution per target density. Target densities are interpolated on a
+geometric ladder c_k (ratio ``LADDER_RATIO``, anchored at 1 g/mL) with linear weights in log
+density. What it misses: activity that is not uniform within a beta range of an interface is
+placed at the target's radiological distance rather than the path's. Its error against Monte Carlo
+on a liver/lung slab is measured in ``bench/bench_mc.py`` and reported in the README.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def ladder_weights(density: np.ndarray, ladder: np.ndarray) -> np.ndarray:
 
 
 def vsv_lung_dose_gy(tia_bq_s: np.ndarray, density_g_per_ml: np.ndarray | float, spacing_xyz_mm: tuple[float, float, float]) -> np.ndarray:
-    """Absorbed dose (Gy, float32) by range-scaled kernels with rho_eff = (rho_source + rho_target) / 2.
+    """Absorbed dose (Gy, float32) by target-density range-scaled kernels (see the module docstring).
 
     ``tia_bq_s`` and ``density_g_per_ml`` are (z, y, x) arrays (or one density); ``spacing_xyz_mm``
     is the voxel size along x, y, z as SimpleITK gives it.
@@ -73,14 +73,10 @@ def vsv_lung_dose_gy(tia_bq_s: np.ndarray, density_g_per_ml: np.ndarray | float,
     density = np.array(np.broadcast_to(np.asarray(density_g_per_ml, dtype=np.float64), tia.shape))
     ladder = density_ladder(density, spacing_xyz_mm)
     weights = ladder_weights(density, ladder)
-    sources = [i for i in range(ladder.size) if np.any(weights[i] * tia > 0)]
+    per_density = tia / density
     dose = np.zeros(tia.shape, dtype=np.float64)
-    for j in range(ladder.size):
-        if not weights[j].any():
-            continue
-        dose_j = np.zeros(tia.shape, dtype=np.float64)
-        for i in sources:
-            kernel = build_kernel_from_dpk(spacing_xyz_mm, 0.5 * (ladder[i] + ladder[j]))
-            dose_j += vsv_dose_gy(tia * weights[i], kernel.values_mgy_per_mbq_s)
-        dose += weights[j] * dose_j
-    return dose.astype(np.float32)
+    for k in range(ladder.size):
+        if weights[k].any():
+            kernel = build_kernel_from_dpk(spacing_xyz_mm, float(ladder[k]))
+            dose += weights[k] * vsv_dose_gy(per_density, kernel.values_mgy_per_mbq_s)
+    return (dose * density).astype(np.float32)

@@ -31,7 +31,7 @@ class Slab:
         return (np.arange(n) - self.interface_index + 0.5) * self.spacing_xyz_mm[0]
 
 
-def liver_lung_slab(liver_mm: int = 16, lung_mm: int = 30, lateral_mm: float = 64.0, lateral_voxel_mm: float = 4.0,
+def liver_lung_slab(liver_mm: int = 48, lung_mm: int = 30, lateral_mm: float = 96.0, lateral_voxel_mm: float = 8.0,
                     tia_per_ml_bq_s: float = 1e9) -> Slab:
     """A liver/lung interface: activity uniform in liver, 1 mm layers along x, coarser laterally.
 
