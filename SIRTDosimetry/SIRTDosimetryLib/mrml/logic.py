@@ -397,7 +397,9 @@ def compute_dose_from_nodes(
             ct = convert.image_from_volume_node(ct_node, ijk_to_ras=to_activity @ convert.node_ijk_to_ras(ct_node))
 
         steps(0.25, "Computing the dose")
-        result = compute_dose(activity, segmentation, params, ct=ct) if ct is not None else compute_dose(activity, segmentation, params)
+        # Monte Carlo reports its own progress (0.25-0.7 of the bar) and stops its workers on cancel.
+        result = compute_dose(activity, segmentation, params, ct=ct,
+                              progress=lambda f: steps(0.25 + 0.45 * f, "Monte Carlo transport"), cancel=cancel)
 
         derived_computation = None
         if derived is not None and derived.requested:
@@ -563,7 +565,8 @@ def _needed_segments(params: DoseParameters) -> list[str] | None:
     if params.segments is None:
         return None
     voi = getattr(params.calibration, "calibration_voi", ())
-    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    mc_targets = params.monte_carlo.target_segments if params.monte_carlo is not None else ()
+    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *mc_targets]))
 
 
 def _link(dose, activity_node, segmentation_node, table, provenance, params: DoseParameters | None) -> None:

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+ICRP107_Y90_MEAN_BETA_MEV = 0.9330
+"""Mean 90Y beta energy per decay stated by ICRP Publication 107 (0.932991 MeV): the reference for
+the energy the Monte Carlo source deposits."""
+
 LIVER_DENSITY_G_PER_ML = 1.06
 LUNG_DENSITY_G_PER_ML = 0.26
 

@@ -17,12 +17,11 @@ import pytest
 from SIRTDosimetryLib.dose.kernels import load_lanconelli
 from SIRTDosimetryLib.dose.montecarlo import MCCancelled, MCSettings, mc_available, run_monte_carlo
 from SIRTDosimetryLib.nuclides import MEV_TO_J
+from SIRTDosimetryLib.testing.mc_phantoms import ICRP107_Y90_MEAN_BETA_MEV
 
 AVAILABLE, REASON = mc_available()
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=REASON)
 
-ICRP107_Y90_MEAN_BETA_MEV = 0.9329
-"""Mean 90Y beta energy per decay, ICRP Publication 107 (0.932991 MeV x yield 0.999885)."""
 
 
 def test_core_never_imports_pyPenred():
