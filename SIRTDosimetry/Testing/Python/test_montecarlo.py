@@ -1,6 +1,6 @@
 """Monte Carlo dose through PenRed worker processes (optional extra ``mc``; skipped without it).
 
-Small runs (10^4-10^5 decays, seconds to a minute on two cores): the statistical uncertainty of
+Small runs (2x10^3-4x10^4 decays; most of the time is starting the PenRed worker processes): the statistical uncertainty of
 each compared value is part of its tolerance. The tight validation (S values within 2 % at < 1 %
 uncertainty, the 10 cm sphere, the liver/lung slab, the sample patient) is ``bench/bench_mc.py``.
 """
@@ -77,7 +77,7 @@ def test_run_records_seeds_decays_and_uncertainty(point_voxel):
 def test_same_seed_same_dose_and_cancel():
     tia = np.zeros((5, 5, 5))
     tia[2, 2, 2] = 1e6
-    settings = MCSettings(decays=4000, processes=1, batch_decays=4000, seed=11)
+    settings = MCSettings(decays=2000, processes=1, batch_decays=2000, seed=11)
     a = run_monte_carlo(tia, 1.0, (3.0, 3.0, 3.0), settings)
     b = run_monte_carlo(tia, 1.0, (3.0, 3.0, 3.0), settings)
     np.testing.assert_array_equal(a.dose_gy, b.dose_gy)
@@ -93,7 +93,7 @@ def test_uniform_cube_centre_matches_ldm():
     n, voxel = 13, 4.0
     tia = np.zeros((n, n, n))
     tia[1:-1, 1:-1, 1:-1] = 1e9
-    mc = run_monte_carlo(tia, 1.06, (voxel,) * 3, MCSettings(decays=60_000, processes=2, batch_decays=15_000))
+    mc = run_monte_carlo(tia, 1.06, (voxel,) * 3, MCSettings(decays=30_000, processes=2, batch_decays=15_000))
     centre = mc.dose_gy[5:8, 5:8, 5:8].astype(float)
     uncertainty = float(np.sqrt(np.mean(mc.relative_uncertainty[5:8, 5:8, 5:8] ** 2)) / np.sqrt(centre.size))
     ldm = 1e9 * ICRP107_Y90_MEAN_BETA_MEV * MEV_TO_J / (1.06 * voxel**3 * 1e-6)
@@ -115,14 +115,14 @@ def test_cli_dose_mc_writes_uncertainty_and_record(tmp_path):
     out = tmp_path / "out"
     code = main([
         "dose", "--activity", str(tmp_path / "pet.nrrd"), "--segmentation", str(tmp_path / "seg.nrrd"), "--labels", "1=Tumor",
-        "--mode", "absolute", "--units", "bq_per_ml", "--method", "mc", "--mc-decays", "8000", "--mc-processes", "1",
+        "--mode", "absolute", "--units", "bq_per_ml", "--method", "mc", "--mc-decays", "4000", "--mc-processes", "1",
         "--mc-target", "Tumor", "--mc-seed", "5", "--output", str(out),
     ])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "mc"
     assert summary["monte_carlo"]["seed_pairs"] == [5]
-    assert summary["monte_carlo"]["decays_simulated"] == 8000
+    assert summary["monte_carlo"]["decays_simulated"] == 4000
     assert "Monte Carlo" in summary["lung_dose_method"]
     uncertainty = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose_uncertainty_rel.nrrd")))
     assert 0 < np.nanmax(uncertainty[3:6, 3:6, 3:6]) < 0.2
