@@ -139,7 +139,8 @@ def run_single(args) -> int:
 def _write_one_row(row: dict, output: Path, overwrite: bool) -> None:
     from SIRTDosimetryLib.io.writers import commit_outputs
 
-    from .cohort import PatientOutcome, feature_table
+    from .cohort import PatientOutcome
+    from .table import feature_table
 
     frame = feature_table([PatientOutcome("", row, "done")]).drop(columns=[naming.PATIENT_ERROR_COLUMN])
     if output.suffix.lower() == ".parquet":
@@ -158,6 +159,10 @@ def run_cohort(args) -> int:
         raise SIRTInputError("--manifest needs --output (a folder)")
     if args.workers is not None and args.workers < 1:
         raise SIRTInputError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler:  # before any folder is made
+        from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+
+        check_scheduler_reachable(args.scheduler)
     frame, outcomes = run_manifest(
         args.manifest,
         args.output,

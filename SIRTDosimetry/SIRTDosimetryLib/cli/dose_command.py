@@ -7,19 +7,17 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
-from ..dose.density import read_hu_density_table
-from ..dose.engine import DOSE_METHODS, DoseParameters, DoseResult, compute_dose
-from ..dose.montecarlo import MCSettings
-from ..dose.radiobiology import PRESETS
+from ..dose.engine import DoseResult, compute_dose
+from ..dose.kernels import KERNEL_SOURCES
+from ..dose.parameters import BED_PRECEDENCES, CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters, name_value_pairs
+from ..dose.radiobiology import PRESET_HALF_LIFE_H, PRESETS
 from ..dose.report import dose_summary
-from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
-from ..io.writers import commit_outputs, write_image, write_json
+from ..io.writers import check_outputs, commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from .arguments import label_names, name_list
 
 
 def add_parser(subparsers) -> None:
@@ -32,18 +30,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
-    p.add_argument("--mode", choices=("absolute", "relative"), required=True, help="activity calibration")
+    p.add_argument("--mode", choices=CALIBRATION_MODES, required=True, help="activity calibration")
     p.add_argument("--method", choices=DOSE_METHODS, default="ldm",
                    help="dose method (default ldm); vsv-lung: range-scaled kernels for lung; mc: Monte Carlo (extra 'mc')")
-    p.add_argument("--kernel", choices=("auto", "lanconelli", "dpk"), default="auto", help="VSV kernel source (default auto)")
+    p.add_argument("--kernel", choices=KERNEL_SOURCES, default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
-    p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
-    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help="tissue density g/mL (default 1.03)")
+    p.add_argument("--half-life-h", type=float, help=f"physical half-life in hours (default: the nuclide's, {RADIONUCLIDES['y90'].half_life_h:g} h for 90Y)")
+    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help=f"tissue density g/mL (default {DENSITY_SOFT_TISSUE_G_PER_ML:g})")
     p.add_argument("--segment-density", action="append", default=[], metavar="NAME=G_PER_ML", help="density inside a segment, e.g. lungs=0.3")
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", help="comma-separated segments to report (default all)")
+    p.add_argument("--segments", action="append", help="segments to report (default all): repeatable, or comma-separated; "
+                   'quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
     p.add_argument(
@@ -57,7 +56,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
     a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
     r = p.add_argument_group("relative calibration")
-    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq)")
+    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq); with absolute calibration only checked against the image")
+    r.add_argument("--lung-mass-g", type=float, help="lung mass (g) for the partition-model lung dose with --lung-shunt-fraction (1000 g is the conventional value)")
     r.add_argument("--lung-shunt-fraction", type=float, default=0.0, help="lung shunt fraction, 0-1 (default 0)")
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
@@ -76,61 +76,52 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="NAME=PRESET|AB,TREP",
         help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
-        "writes BED and EQD2 maps; later entries win where segments overlap",
+        "writes BED and EQD2 maps",
+    )
+    b.add_argument(
+        "--bed-precedence", choices=BED_PRECEDENCES, default="smallest",
+        help="where segments with LQ parameters overlap: the smallest segment wins (default: a tumour keeps its own "
+        "parameters inside its liver) or the last --bed-params entry",
     )
     p.set_defaults(run=run)
 
 
 def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
-    if args.mode == "absolute":
-        if args.administered_activity_gbq is not None:
-            raise SIRTInputError("--administered-activity-gbq belongs to relative calibration (--mode relative)")
-        calibration = AbsoluteCalibration(
-            units=args.units,
-            administration_time=args.administration_time,
-            scan_time=args.scan_time,
-            camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
-            acquisition_duration_s=args.acquisition_duration_s,
-        )
-    else:
-        if args.administered_activity_gbq is None:
-            raise SIRTInputError("relative calibration needs --administered-activity-gbq")
-        calibration = RelativeCalibration(
-            administered_activity_bq=args.administered_activity_gbq * 1e9,
-            calibration_voi=tuple(args.calibration_voi or ["liver"]),
-            lung_shunt_fraction=args.lung_shunt_fraction,
-            residual_fraction=args.residual_fraction,
-            lungs_in_voi=args.lungs_in_voi,
-        )
-    return DoseParameters(
-        calibration=calibration,
+    """The ``sirt dose`` options through the one dose-parameter builder."""
+    return build_dose_parameters(
+        args.mode,
+        units=args.units,
+        administration_time=args.administration_time,
+        scan_time=args.scan_time,
+        camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
+        acquisition_duration_s=args.acquisition_duration_s,
+        administered_activity_gbq=args.administered_activity_gbq,
+        calibration_voi=args.calibration_voi,
+        lung_shunt_fraction=args.lung_shunt_fraction,
+        residual_fraction=args.residual_fraction,
+        lungs_in_voi=args.lungs_in_voi,
         method=args.method,
+        kernel=args.kernel,
         radionuclide=args.radionuclide,
         half_life_h=args.half_life_h,
         density_g_per_ml=args.density,
-        segment_densities_g_per_ml={n: to_float(v, f"density of {n}") for n, v in pairs(args.segment_density, "--segment-density")},
-        kernel=args.kernel,
+        segment_densities=args.segment_density,
         partial_voxels=args.partial_voxels,
-        clamp_invalid=args.clamp_negative,
-        radiobiology=parse_lq(args.bed_params),
-        hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
-        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
-        monte_carlo=_mc_settings(args) if args.method == "mc" else None,
+        clamp_negative=args.clamp_negative,
+        radiobiology=args.bed_params,
+        bed_precedence=args.bed_precedence,
+        hu_density_table=args.hu_density_table,
+        segments=name_list(args.segments, "--segments") if args.segments else None,
+        lung_mass_g=args.lung_mass_g,
+        monte_carlo={"decays": args.mc_decays, "target_uncertainty": args.mc_uncertainty, "target_segments": args.mc_target,
+                     "processes": args.mc_processes, "seed": args.mc_seed, "scheduler": args.mc_scheduler} if args.method == "mc" else None,
     )
 
 
-def _mc_settings(args: argparse.Namespace) -> MCSettings:
-    decays = args.mc_decays
-    if decays is not None and not (decays >= 1 and float(decays).is_integer()):
-        raise SIRTInputError(f"--mc-decays must be a positive whole number, got {decays}")
-    return MCSettings(
-        decays=int(decays) if decays is not None else None,
-        target_uncertainty=args.mc_uncertainty,
-        target_segments=tuple(s.strip() for s in args.mc_target.split(",")) if args.mc_target else (),
-        processes=args.mc_processes,
-        seed=args.mc_seed,
-        scheduler=args.mc_scheduler,
-    )
+def output_names(params: DoseParameters) -> list[str]:
+    """The files ``sirt dose`` writes with these parameters."""
+    return ["dose_gy.nrrd", "summary.json", *(("dose_uncertainty_rel.nrrd",) if params.method == "mc" else ()),
+            *(("bed_gy.nrrd", "eqd2_gy.nrrd") if params.radiobiology else ())]
 
 
 def run_dose(
@@ -144,6 +135,8 @@ def run_dose(
     ct_path: Path | None = None,
 ) -> tuple[DoseResult, dict]:
     """Read, compute and write; returns the result and the summary written."""
+    input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
+    check_outputs(output, output_names(params), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
@@ -178,10 +171,21 @@ def run(args: argparse.Namespace) -> int:
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
     print(f"note: {result.lung_dose_note}")
-    for warning in result.warnings:
+    for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")
     return 0
+
+
+def preset_half_life_warnings(bed_params: list[str], half_life_h: float) -> list[str]:
+    """A preset published with another half-life than the one used (e.g. 64.2 h vs 64.1 h)."""
+    used = {value for _, value in name_value_pairs(bed_params, "--bed-params") if value in PRESET_HALF_LIFE_H}
+    return [
+        f"LQ preset {name!r} was published with a half-life of {PRESET_HALF_LIFE_H[name]} h; this run uses {half_life_h} h "
+        f"(pass --half-life-h {PRESET_HALF_LIFE_H[name]} to reproduce the published values)"
+        for name in sorted(used)
+        if abs(PRESET_HALF_LIFE_H[name] - half_life_h) > 1e-9
+    ]
 
 
 def format_table(result: DoseResult) -> str:
