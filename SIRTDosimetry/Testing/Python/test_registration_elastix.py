@@ -95,3 +95,26 @@ def test_smooth_deformation_recovered_with_a_fold_free_field(tmp_path):
     transform = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
     back = np.array([case.motion.TransformPoint(transform.TransformPoint(p)) for p in liver_points])
     assert np.mean(np.linalg.norm(back - liver_points, axis=1)) <= voxel_mm
+
+
+def test_ct_to_ct_transform_is_applied_to_the_emission_image(tmp_path):
+    """The hybrid scans' "CTs" (here the SPECT, coarsened) are registered; the emission images follow."""
+    case = make_moved_case(tmp_path / "case", "rigid", image_shrink=2)
+    reference = read_segmentation(case.reference_segmentation)
+    ct_grid = sitk.ReadImage(str(case.fixed))
+    liver = sitk.Resample(sitk.Cast(reference.layers[0] == 1, sitk.sitkFloat32), ct_grid, sitk.Transform(), sitk.sitkLinear, 0.0)
+    emission = sitk.SmoothingRecursiveGaussian(liver * 1000.0, 6.0)  # a 90Y-like uptake in the liver
+    moved_emission = sitk.Resample(emission, emission, case.motion, sitk.sitkLinear, 0.0)
+    sitk.WriteImage(emission, str(tmp_path / "fixed_pet.nrrd"))
+    sitk.WriteImage(moved_emission, str(tmp_path / "moving_pet.nrrd"))
+    settings = RegistrationSettings("rigid", "ct", iterations=60, threads=2)
+    result = register_case(tmp_path / "fixed_pet.nrrd", tmp_path / "moving_pet.nrrd", tmp_path / "out", fixed_ct=case.fixed,
+                           moving_ct=case.moving, moving_segmentation=case.moving_segmentation,
+                           reference_segmentation=case.reference_segmentation, settings=settings, mask_segment="liver")
+    assert result.qa["registered_pair"] == "ct_to_ct"
+    assert result.verdict.status == "pass" and result.agreement.dice >= 0.95
+    fixed_values = sitk.GetArrayFromImage(emission).ravel()
+    before = np.corrcoef(sitk.GetArrayFromImage(moved_emission).ravel(), fixed_values)[0, 1]
+    after = np.corrcoef(sitk.GetArrayFromImage(result.moving_resampled).ravel(), fixed_values)[0, 1]
+    assert after > 0.99 > before
+    assert result.segmentation_on_fixed.layers[0].GetSize() == ct_grid.GetSize()  # carried onto the fixed CT's grid
