@@ -139,7 +139,8 @@ def run_single(args) -> int:
 def _write_one_row(row: dict, output: Path, overwrite: bool) -> None:
     from SIRTDosimetryLib.io.writers import commit_outputs
 
-    from .cohort import PatientOutcome, feature_table
+    from .cohort import PatientOutcome
+    from .table import feature_table
 
     frame = feature_table([PatientOutcome("", row, "done")]).drop(columns=[naming.PATIENT_ERROR_COLUMN])
     if output.suffix.lower() == ".parquet":

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SIRTInputError
-from .derived import ROLES, AnalysisStructure
+from ..vocabulary import ROLES
+from .derived import AnalysisStructure
 from .dvh import (
     SMALL_STRUCTURE_VOXELS,
     DxMethod,

@@ -18,6 +18,7 @@ from ..io.segmentations import Segmentation
 from ..io.volumes import voxel_volume_ml
 from ..nuclides import Y90
 from ..structures import PartialVoxelMode, map_segments
+from ..vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
 from .comparison import same_grid
 from .constraints import StructureConstraints, compute_constraints, lung_shunt_fraction, patient_features
 from .derived import (
@@ -36,8 +37,6 @@ from .derived import (
 )
 from .dvh import DEFAULT_BIN_WIDTH_GY, DVH, DxMethod, dvh_from_sample
 
-NORMAL_PERFUSED_NAME = "normal perfused liver"
-WHOLE_NORMAL_NAME = "whole normal liver"
 HEALTHY_LIVER_NAME = "healthy liver"
 
 

@@ -7,18 +7,17 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
-from ..dose.density import read_hu_density_table
-from ..dose.engine import DoseParameters, DoseResult, compute_dose
+from ..dose.engine import DoseResult, compute_dose
+from ..dose.kernels import KERNEL_SOURCES
+from ..dose.parameters import CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters
 from ..dose.radiobiology import PRESETS
 from ..dose.report import dose_summary
-from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from .arguments import label_names
 
 
 def add_parser(subparsers) -> None:
@@ -31,12 +30,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
-    p.add_argument("--mode", choices=("absolute", "relative"), required=True, help="activity calibration")
-    p.add_argument("--method", choices=("ldm", "vsv"), default="ldm", help="dose method (default ldm)")
-    p.add_argument("--kernel", choices=("auto", "lanconelli", "dpk"), default="auto", help="VSV kernel source (default auto)")
+    p.add_argument("--mode", choices=CALIBRATION_MODES, required=True, help="activity calibration")
+    p.add_argument("--method", choices=DOSE_METHODS, default="ldm", help="dose method (default ldm)")
+    p.add_argument("--kernel", choices=KERNEL_SOURCES, default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
-    p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
-    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help="tissue density g/mL (default 1.03)")
+    p.add_argument("--half-life-h", type=float, help=f"physical half-life in hours (default: the nuclide's, {RADIONUCLIDES['y90'].half_life_h:g} h for 90Y)")
+    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help=f"tissue density g/mL (default {DENSITY_SOFT_TISSUE_G_PER_ML:g})")
     p.add_argument("--segment-density", action="append", default=[], metavar="NAME=G_PER_ML", help="density inside a segment, e.g. lungs=0.3")
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
@@ -73,39 +72,30 @@ def add_parser(subparsers) -> None:
 
 
 def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
-    if args.mode == "absolute":
-        if args.administered_activity_gbq is not None:
-            raise SIRTInputError("--administered-activity-gbq belongs to relative calibration (--mode relative)")
-        calibration = AbsoluteCalibration(
-            units=args.units,
-            administration_time=args.administration_time,
-            scan_time=args.scan_time,
-            camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
-            acquisition_duration_s=args.acquisition_duration_s,
-        )
-    else:
-        if args.administered_activity_gbq is None:
-            raise SIRTInputError("relative calibration needs --administered-activity-gbq")
-        calibration = RelativeCalibration(
-            administered_activity_bq=args.administered_activity_gbq * 1e9,
-            calibration_voi=tuple(args.calibration_voi or ["liver"]),
-            lung_shunt_fraction=args.lung_shunt_fraction,
-            residual_fraction=args.residual_fraction,
-            lungs_in_voi=args.lungs_in_voi,
-        )
-    return DoseParameters(
-        calibration=calibration,
+    """The ``sirt dose`` options through the one dose-parameter builder."""
+    return build_dose_parameters(
+        args.mode,
+        units=args.units,
+        administration_time=args.administration_time,
+        scan_time=args.scan_time,
+        camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
+        acquisition_duration_s=args.acquisition_duration_s,
+        administered_activity_gbq=args.administered_activity_gbq,
+        calibration_voi=args.calibration_voi,
+        lung_shunt_fraction=args.lung_shunt_fraction,
+        residual_fraction=args.residual_fraction,
+        lungs_in_voi=args.lungs_in_voi,
         method=args.method,
+        kernel=args.kernel,
         radionuclide=args.radionuclide,
         half_life_h=args.half_life_h,
         density_g_per_ml=args.density,
-        segment_densities_g_per_ml={n: to_float(v, f"density of {n}") for n, v in pairs(args.segment_density, "--segment-density")},
-        kernel=args.kernel,
+        segment_densities=args.segment_density,
         partial_voxels=args.partial_voxels,
-        clamp_invalid=args.clamp_negative,
-        radiobiology=parse_lq(args.bed_params),
-        hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
-        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+        clamp_negative=args.clamp_negative,
+        radiobiology=args.bed_params,
+        hu_density_table=args.hu_density_table,
+        segments=args.segments,
     )
 
 

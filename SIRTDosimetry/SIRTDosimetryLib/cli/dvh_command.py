@@ -31,7 +31,8 @@ from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import Y90
 from ..provenance import provenance
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from ..dose.parameters import lq_parameters, name_value_pairs, to_number
+from .arguments import label_names
 
 SCHEMA = "slicer-sirt/dose-volume/1"
 DEFAULT_ISODOSE_LEVELS_GY = (20.0, 50.0, 70.0, 100.0, 120.0, 205.0)
@@ -89,11 +90,11 @@ def _split(text: str | None) -> list[str]:
 
 def _thresholds(items: list[str]) -> tuple[ThresholdSpec, ...]:
     specs = []
-    for name, value in pairs(items, "--threshold"):
+    for name, value in name_value_pairs(items, "--threshold"):
         voi, sep, fraction = value.rpartition(":")
         if not sep:
             voi, fraction = value, None
-        specs.append(ThresholdSpec(name, voi, to_float(fraction, "threshold fraction") if fraction is not None else DEFAULT_THRESHOLD_FRACTION))
+        specs.append(ThresholdSpec(name, voi, to_number(fraction, "threshold fraction") if fraction is not None else DEFAULT_THRESHOLD_FRACTION))
     return tuple(specs)
 
 
@@ -117,7 +118,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
         parts = _split(args.lsf_planar)
         if len(parts) != 4:
             raise SIRTInputError("--lsf-planar needs four counts: lung anterior, lung posterior, liver anterior, liver posterior")
-        lsf = lung_shunt_fraction_planar(*(to_float(x, "planar counts") for x in parts))
+        lsf = lung_shunt_fraction_planar(*(to_number(x, "planar counts") for x in parts))
     lsf_segments = None
     if args.lsf_segments:
         parts = _split(args.lsf_segments)
@@ -125,7 +126,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
             raise SIRTInputError("--lsf-segments needs two segments: LUNG,LIVER")
         lsf_segments = (parts[0], parts[1])
     healthy, margin = _healthy(args.healthy_liver)
-    lq = parse_lq(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
+    lq = lq_parameters(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
     bed_params = tuple(lq.items())
     return DoseVolumeOptions(
         segments=tuple(_split(args.segments)) or None,
@@ -139,7 +140,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
         wnl_reference=args.wnl_reference,
         healthy_liver_from=healthy,
         healthy_liver_margin_mm=margin,
-        derived=tuple(pairs(args.derive, "--derive")),
+        derived=tuple(name_value_pairs(args.derive, "--derive")),
         thresholds=_thresholds(args.threshold),
         bed_parameters=bed_params,
         half_life_h=args.half_life_h,
@@ -230,7 +231,7 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
         writers["lesions.csv"] = partial(write_csv, *_lesion_table(result))
     comparison = None
     if args.planned_dose:
-        levels = [to_float(x, "isodose level") for x in _split(args.isodose_levels)] or list(DEFAULT_ISODOSE_LEVELS_GY)
+        levels = [to_number(x, "isodose level") for x in _split(args.isodose_levels)] or list(DEFAULT_ISODOSE_LEVELS_GY)
         planned = read_image(args.planned_dose)
         resampled = not same_grid(planned, dose)
         pre_image = resample_like(planned, dose)

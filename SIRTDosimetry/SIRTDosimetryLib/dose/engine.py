@@ -6,8 +6,7 @@ it works on SimpleITK images and returns images on the activity grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -15,38 +14,22 @@ import SimpleITK as sitk
 from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
-from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, Radionuclide, check_density, radionuclide
-from ..structures import PartialVoxelMode, Structure, map_segments
+from ..nuclides import Radionuclide, radionuclide
+from ..structures import Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
-    Calibration,
     CalibrationReport,
     RelativeCalibration,
     calibrate,
     time_integrated_activity_bq_s,
     with_dicom_timing,
 )
-from .density import HUDensityTable, density_from_ct
+from .density import density_from_ct
 from .ldm import ldm_dose_gy
+from .parameters import DoseParameters
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
-DoseMethod = Literal["ldm", "vsv"]
-
-
-@dataclass(frozen=True)
-class DoseParameters:
-    calibration: Calibration
-    method: DoseMethod = "ldm"
-    radionuclide: str = "y90"
-    half_life_h: float | None = None  # None: the nuclide's default (64.1 h for 90Y)
-    density_g_per_ml: float = DENSITY_SOFT_TISSUE_G_PER_ML
-    segment_densities_g_per_ml: dict[str, float] = field(default_factory=dict)  # e.g. {"lungs": 0.3}
-    kernel: Literal["auto", "lanconelli", "dpk"] = "auto"
-    partial_voxels: PartialVoxelMode = "fraction"
-    clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
-    hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
-    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
-    segments: tuple[str, ...] | None = None  # None: every segment
+__all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
 
 
 @dataclass(frozen=True)
@@ -102,14 +85,14 @@ def density_map(
     shape: tuple[int, ...], base_g_per_ml: float | np.ndarray, overrides: dict[str, float], structures: dict[str, Structure]
 ) -> np.ndarray | float:
     """Mass density per voxel: the base (one value or a CT-derived map), replaced in voxels at least half
-    inside a segment given its own density."""
+    inside a segment given its own density (densities checked by ``DoseParameters``)."""
     if not overrides:
         return base_g_per_ml
     density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float64)
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
-        density[structures[name].weights >= 0.5] = check_density(value, f"density of {name!r}")
+        density[structures[name].weights >= 0.5] = value
     return density
 
 
@@ -163,7 +146,6 @@ def compute_dose(
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
     activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
     tia = time_integrated_activity_bq_s(activity_bq, nuclide)
-    check_density(params.density_g_per_ml, "tissue density")
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
     base = params.density_g_per_ml if ct is None else density_from_ct(ct, reference, params.hu_density_table)
@@ -172,18 +154,14 @@ def compute_dose(
     kernel_source = None
     if params.method == "ldm":
         dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
-    elif params.method == "vsv":
+    else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
 
-        if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
-            raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
         dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
         dose = density_corrected(dose, density, kernel.density_g_per_ml)
-    else:
-        raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
 
     bed_map = eqd2_map = None
     if params.radiobiology:

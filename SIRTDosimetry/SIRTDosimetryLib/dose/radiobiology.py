@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SIRTInputError
+from ..vocabulary import NORMAL_LIVER, TUMOUR
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class LQParameters:
 
 TUMOUR_CHIESA_2015 = LQParameters(alpha_beta_gy=10.0, repair_half_time_h=1.5)
 NORMAL_LIVER_CHIESA_2015 = LQParameters(alpha_beta_gy=2.5, repair_half_time_h=2.5)
-PRESETS: dict[str, LQParameters] = {"tumour": TUMOUR_CHIESA_2015, "normal_liver": NORMAL_LIVER_CHIESA_2015}
+PRESETS: dict[str, LQParameters] = {TUMOUR: TUMOUR_CHIESA_2015, NORMAL_LIVER: NORMAL_LIVER_CHIESA_2015}
+"""LQ presets, named by the role (``vocabulary.ROLES``) they are the default of."""
 
 
 def bed_gy(dose_gy: np.ndarray | float, params: LQParameters, half_life_h: float) -> np.ndarray:
