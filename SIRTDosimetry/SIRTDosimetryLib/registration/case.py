@@ -59,6 +59,19 @@ class RegistrationResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     qa: dict = field(default_factory=dict)
 
+    def table_row(self) -> dict[str, object]:
+        """The QA numbers as flat columns of a cohort table (one row per patient)."""
+        a, j = self.agreement, self.jacobian
+        return {
+            "registration_qa": self.verdict.status,
+            "registration_dice": a.dice if a else None,
+            "registration_mean_surface_distance_mm": a.mean_surface_distance_mm if a else None,
+            "registration_jacobian_min": j.minimum if j else None,
+            "registration_jacobian_max": j.maximum if j else None,
+            "registration_folding_ml": j.folding_volume_ml if j else None,
+            "registration_elapsed_s": self.elapsed_s,
+        }
+
 
 def _physical_box(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned LPS box (mm) around the image's voxels, edges included."""
@@ -175,7 +188,8 @@ def register_case(
     if reference_seg is not None and moving_seg is None:
         raise SIRTInputError("a reference contour needs a moving segmentation to compare the carried contour with")
     if reference_seg is not None:  # fail before registering when the QA segment is missing on either side
-        reference_seg.segment(qa_segment), moving_seg.segment(qa_segment)
+        for segmentation in (reference_seg, moving_seg):
+            segmentation.segment(qa_segment)
     masks = {}
     if mask_segment is not None:
         if moving_seg is None:
@@ -196,7 +210,7 @@ def register_case(
     moving_resampled = sitk.Resample(moving_image, fixed_image, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     carried = carry_segmentation(moving_seg, pair_fixed, transform) if moving_seg is not None else None
     agreement = carried_mask = reference_mask = None
-    if carried is not None and qa_segment in _names_lower(carried):
+    if carried is not None and _has_segment(carried, qa_segment):
         carried_mask = _segment_on_grid(carried, qa_segment, pair_fixed)
     if reference_seg is not None:
         reference_mask = _segment_on_grid(reference_seg, qa_segment, pair_fixed)
@@ -244,8 +258,12 @@ def register_case(
                               {p.name: p for p in written}, qa)
 
 
-def _names_lower(segmentation: Segmentation) -> set[str]:
-    return {name.lower() for name in segmentation.names}
+def _has_segment(segmentation: Segmentation, name: str) -> bool:
+    try:
+        segmentation.segment(name)
+    except SIRTInputError:
+        return False
+    return True
 
 
 def _write_transform(transform: sitk.Transform, path: Path) -> None:

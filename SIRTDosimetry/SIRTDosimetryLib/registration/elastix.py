@@ -65,21 +65,28 @@ def run_elastix(
     method.SetLogToConsole(False)
     if threads is not None:
         method.SetNumberOfThreads(threads)
-    try:
-        method.Update()
-    except RuntimeError as exc:
-        raise SIRTInputError(f"elastix registration failed: {_elastix_reason(str(exc))}") from None
-    transform = method.ConvertToItkTransform(method.GetCombinationTransform())
     with tempfile.TemporaryDirectory(prefix="sirt-elastix-") as folder:
+        # elastix's exception only says "see elastix log": the reason is read from the log.
+        method.SetOutputDirectory(folder)
+        method.SetLogToFile(True)
+        method.SetLogFileName("elastix.log")
+        try:
+            method.Update()
+        except RuntimeError as exc:
+            log = Path(folder) / "elastix.log"
+            text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+            raise SIRTInputError(f"elastix registration failed: {_elastix_reason(text + chr(10) + str(exc))}") from None
+        transform = method.ConvertToItkTransform(method.GetCombinationTransform())
         path = Path(folder) / "transform.h5"
         itk.transformwrite([transform], str(path))
         return sitk.ReadTransform(str(path))
 
 
 def _elastix_reason(message: str) -> str:
-    """The line of an elastix exception that says what went wrong."""
+    """The line of an elastix log or exception that says what went wrong."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith("description:"):
-            return line.split(":", 1)[1].strip()
+    for marker in ("Description:", "ERROR"):
+        for line in lines:
+            if marker in line:
+                return line.split("Description:", 1)[-1].strip()
     return lines[-1] if lines else "unknown error"

@@ -19,8 +19,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:builtin type .* has no __module_
 
 from sirt.main import main  # noqa: E402
 
+from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import read_segmentation  # noqa: E402
 from SIRTDosimetryLib.registration import RegistrationSettings, register_case  # noqa: E402
+from SIRTDosimetryLib.registration.elastix import run_elastix  # noqa: E402
+from SIRTDosimetryLib.registration.presets import parameter_maps  # noqa: E402
 from SIRTDosimetryLib.registration.qa import contour_agreement  # noqa: E402
 from SIRTDosimetryLib.testing.registration import make_moved_case  # noqa: E402
 
@@ -118,3 +121,18 @@ def test_ct_to_ct_transform_is_applied_to_the_emission_image(tmp_path):
     after = np.corrcoef(sitk.GetArrayFromImage(result.moving_resampled).ravel(), fixed_values)[0, 1]
     assert after > 0.99 > before
     assert result.segmentation_on_fixed.layers[0].GetSize() == ct_grid.GetSize()  # carried onto the fixed CT's grid
+    row = result.table_row()
+    assert row["registration_qa"] == "pass" and row["registration_dice"] == result.agreement.dice
+    assert row["registration_jacobian_min"] is None  # rigid: no field
+
+
+def test_an_elastix_failure_is_one_clear_line():
+    """Images far apart (the overlap check bypassed): elastix finds no samples inside the moving image."""
+    array = np.zeros((16, 16, 16), np.float32)
+    array[4:12, 4:12, 4:12] = 1.0
+    fixed = sitk.GetImageFromArray(array)
+    moving = sitk.GetImageFromArray(array)
+    moving.SetOrigin((0.0, 0.0, 500.0))
+    with pytest.raises(SIRTInputError, match="^elastix registration failed: ") as info:
+        run_elastix(fixed, moving, parameter_maps(RegistrationSettings("rigid", iterations=5, resolutions=1)), threads=1)
+    assert "\n" not in str(info.value) and "sample" in str(info.value).lower()

@@ -12,6 +12,7 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation, read_segmentation, write_segmentation
 from SIRTDosimetryLib.registration import QAGate, RegistrationSettings, register_case
 from SIRTDosimetryLib.registration.case import check_overlap, linear_transform
+from SIRTDosimetryLib.registration.elastix import INSTALL_HINT, run_elastix
 from SIRTDosimetryLib.registration.overlay import write_checkerboard_png
 from SIRTDosimetryLib.registration.presets import parameter_maps
 from SIRTDosimetryLib.registration.qa import contour_agreement, jacobian_range, judge
@@ -175,3 +176,11 @@ def test_checkerboard_picture_of_a_flipped_grid(tmp_path):
     mask = make_image(box(array.shape, (3, 4, 5), (9, 12, 15)), spacing=(3.0, 3.0, 2.5), direction=NEGATIVE_Z)
     write_checkerboard_png(fixed, fixed, tmp_path / "overlay.png", "test", carried=mask, reference=mask)
     assert (tmp_path / "overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_elastix_gets_the_install_instruction(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "itk", None)  # as if itk-elastix were not installed
+    image = make_image(np.ones((4, 4, 4), np.float32))
+    with pytest.raises(SIRTInputError, match="pip install") as info:
+        run_elastix(image, image, [])
+    assert str(info.value) == INSTALL_HINT
