@@ -3,7 +3,7 @@
 Three orthogonal slices through the centre of the checked contour (or of the image): axial,
 coronal and sagittal, shown in patient orientation (radiological: the patient's left on the
 picture's right; superior up) with true millimetre proportions. Squares alternate between the
-fixed image and the moving image resampled onto the fixed grid, each scaled to its own 1st-99th
+fixed image and the moving image resampled onto the fixed grid, each scaled to its own 1st-99.9th
 percentile so that modalities with different units can be compared by eye; misregistration shows
 as broken edges at the squares' borders. The carried contour is drawn solid, the reference dashed.
 """
@@ -21,7 +21,7 @@ CHECKER_SQUARE_MM = 20.0
 
 
 def _scaled(array: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(array, [1.0, 99.0])
+    lo, hi = np.percentile(array, [1.0, 99.9])
     return np.clip((array - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(array)
 
 
