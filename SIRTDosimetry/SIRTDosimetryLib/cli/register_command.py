@@ -19,8 +19,8 @@ def add_parser(subparsers) -> None:
         "the resampled image, the contours carried onto the fixed grid, a QA record (Dice, mean surface distance, Jacobian) "
         "and a checkerboard picture. Exit code 1 when the QA gate fails, 2 for bad input.",
     )
-    p.add_argument("--fixed", required=True, type=Path, help="fixed image (its grid receives the results): file or DICOM folder")
-    p.add_argument("--moving", required=True, type=Path, help="moving image (emission, CT or MRI): file or DICOM folder")
+    p.add_argument("--fixed", required=True, type=Path, help="fixed image (its grid receives the results): file, or PET/SPECT DICOM folder")
+    p.add_argument("--moving", required=True, type=Path, help="moving image (emission, CT or MRI): file, or PET/SPECT DICOM folder")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--transform", choices=TRANSFORM_KINDS, default="rigid", help="transform model (default rigid)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="spect",
