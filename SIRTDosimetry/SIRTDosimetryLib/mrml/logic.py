@@ -453,6 +453,7 @@ def add_result_nodes(
     table = outputs.dose_color_table(scene)
     outputs.setup_dose_display(dose, outputs.display_window_gy(dose_array, inside), display_threshold_gy, table)
     outputs.set_quantity(dose, "Absorbed dose")
+    outputs.mark_rt_dose(dose)
     bed = eqd2 = None
     if result.bed_gy is not None:
         bed = _output_volume(scene, bed_node, f"{base} BED (Gy)", result.bed_gy, activity_node)
@@ -462,6 +463,7 @@ def add_result_nodes(
             finite = np.isfinite(values)
             outputs.setup_dose_display(node, outputs.display_window_gy(np.where(finite, values, 0), finite), display_threshold_gy, table)
             outputs.set_quantity(node, quantity)
+            outputs.mark_rt_dose(node)
 
     steps(0.9, "Dose-volume histograms")
     dvh_table = dvh_chart = None

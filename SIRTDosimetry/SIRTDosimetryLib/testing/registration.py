@@ -78,8 +78,14 @@ def bump_motion(reference: sitk.Image, centre) -> sitk.Transform:
     return sitk.DisplacementFieldTransform(field)
 
 
-def make_moved_case(folder: Path, motion_kind: str, image_shrink: int = 1, segmentation_shrink: int = 2) -> MovedCase:
-    """Write the fixed and the moved SPECT and contours into ``folder``; ``motion_kind`` is "rigid" or "deformable"."""
+def make_moved_case(
+    folder: Path, motion_kind: str, image_shrink: int = 1, segmentation_shrink: int = 2, inverted_contrast: bool = False
+) -> MovedCase:
+    """Write the fixed and the moved SPECT and contours into ``folder``; ``motion_kind`` is "rigid" or "deformable".
+
+    ``inverted_contrast`` maps the moving image's values v to max - v: a different "modality" with
+    the same anatomy, which only a multi-modal metric (mutual information) can register.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fixed = sitk.Cast(sitk.ReadImage(str(SPECT)), sitk.sitkFloat32)
@@ -95,8 +101,10 @@ def make_moved_case(folder: Path, motion_kind: str, image_shrink: int = 1, segme
     else:
         raise ValueError(f"unknown motion {motion_kind!r}")
     moving = sitk.Resample(fixed, fixed, motion, sitk.sitkLinear, 0.0)
+    if inverted_contrast:
+        moving = float(np.max(sitk.GetArrayViewFromImage(moving))) - moving
     moved_layer = sitk.Resample(reference.layers[0], reference.layers[0], motion, sitk.sitkNearestNeighbor, 0)
-    case = MovedCase(folder / "fixed_spect.nrrd", folder / f"moving_spect_{motion_kind}.nrrd",
+    case = MovedCase(folder / "fixed_spect.nrrd", folder / f"moving_spect_{motion_kind}{'_inverted' if inverted_contrast else ''}.nrrd",
                      folder / f"moving_{motion_kind}.seg.nrrd", folder / "reference.seg.nrrd", motion)
     sitk.WriteImage(fixed, str(case.fixed), useCompression=True)
     sitk.WriteImage(moving, str(case.moving), useCompression=True)
