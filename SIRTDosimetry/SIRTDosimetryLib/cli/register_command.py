@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.agreement is not None:
         a = result.agreement
-        print(f"{a.segment}: Dice {a.dice:.3f}, mean surface distance {a.mean_surface_distance_mm:.2f} mm "
+        distance = f"{a.mean_surface_distance_mm:.2f} mm" if a.mean_surface_distance_mm is not None else "- (carried contour empty)"
+        print(f"{a.segment}: Dice {a.dice:.3f}, mean surface distance {distance} "
               f"(carried {a.carried_volume_ml:.1f} mL, reference {a.reference_volume_ml:.1f} mL)")
     if result.jacobian is not None:
         j = result.jacobian

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..analysis.plots import _pyplot
+from ..analysis.plots import agg_pyplot
 
 CHECKER_SQUARE_MM = 20.0
 
@@ -52,7 +52,7 @@ def write_checkerboard_png(
         "coronal": (lambda a: a[:, centre[1], :], (0, nx * sx, 0, nz * sz), "lower"),
         "sagittal": (lambda a: a[:, :, centre[2]], (0, ny * sy, 0, nz * sz), "lower"),
     }
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.8), dpi=100)
     try:
         for ax, (name, (cut, extent, origin)) in zip(axes, views.items()):

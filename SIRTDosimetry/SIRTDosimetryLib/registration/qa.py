@@ -45,7 +45,7 @@ class QAGate:
 class ContourAgreement:
     segment: str
     dice: float
-    mean_surface_distance_mm: float
+    mean_surface_distance_mm: float | None  # None when the carried contour is empty (left the fixed grid)
     carried_volume_ml: float
     reference_volume_ml: float
 
@@ -104,7 +104,7 @@ def contour_agreement(carried: sitk.Image, reference: sitk.Image, segment: str) 
     if not b.any():
         raise SIRTInputError(f"the reference contour of {segment!r} is empty on the fixed grid")
     if not a.any():  # the carried contour left the fixed grid: the worst agreement, not an error
-        return ContourAgreement(segment, 0.0, float("inf"), 0.0, float(b.sum()) * voxel_ml)
+        return ContourAgreement(segment, 0.0, None, 0.0, float(b.sum()) * voxel_ml)
     dice = 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
     a_img = sitk.Cast(carried > 0, sitk.sitkUInt8)
     b_img = sitk.Cast(reference > 0, sitk.sitkUInt8)
@@ -138,11 +138,11 @@ def judge(gate: QAGate, agreement: ContourAgreement | None, jacobian: JacobianRa
     if agreement is not None:
         if not agreement.dice >= gate.min_dice:
             reasons.append(f"{agreement.segment} Dice {agreement.dice:.3f} is below the gate {gate.min_dice:.2f}")
-        limit = gate.max_mean_surface_distance_mm
-        if limit is not None and not agreement.mean_surface_distance_mm <= limit:
-            reasons.append(
-                f"{agreement.segment} mean surface distance {agreement.mean_surface_distance_mm:.1f} mm exceeds the gate {limit:.1f} mm"
-            )
+        limit, distance = gate.max_mean_surface_distance_mm, agreement.mean_surface_distance_mm
+        if limit is not None and distance is None:
+            reasons.append(f"{agreement.segment}: the carried contour is empty on the fixed grid")
+        elif limit is not None and not distance <= limit:
+            reasons.append(f"{agreement.segment} mean surface distance {distance:.1f} mm exceeds the gate {limit:.1f} mm")
     if reasons:
         return GateVerdict("fail", reasons)
     if agreement is None:

@@ -69,7 +69,9 @@ def test_gate_never_passes_silently():
     assert verdict.status == "fail" and "below the gate 0.85" in verdict.reasons[0]
     assert judge(QAGate(min_dice=0.5, max_mean_surface_distance_mm=0.5), poor, None).status == "fail"
     lost = contour_agreement(make_image(np.zeros((20, 20, 20), np.uint8)), a, "liver")  # carried contour left the grid
-    assert lost.dice == 0.0 and judge(QAGate(min_dice=0.0), lost, None).status == "pass"  # gate 0 means no Dice gate
+    assert lost.dice == 0.0 and lost.mean_surface_distance_mm is None
+    assert judge(QAGate(min_dice=0.0), lost, None).status == "pass"  # gate 0 means no Dice gate
+    assert "empty" in judge(QAGate(min_dice=0.0, max_mean_surface_distance_mm=5.0), lost, None).reasons[0]
     with pytest.raises(SIRTInputError, match="Dice gate"):
         QAGate(min_dice=1.5)
 
