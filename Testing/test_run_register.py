@@ -38,6 +38,7 @@ def test_registration_columns_join_the_cohort_table():
     assert add_registration_columns(table, {}) is table
 
 
+@pytest.mark.filterwarnings("ignore:builtin type .* has no __module__ attribute:DeprecationWarning")  # itk's SWIG types
 def test_sirt_run_registers_the_moved_90y_scan_onto_the_maa_scan(tmp_path):
     pytest.importorskip("itk", reason="itk-elastix (the 'registration' extra) is not installed")
     from SIRTDosimetryLib.testing.registration import make_moved_case
@@ -47,8 +48,10 @@ def test_sirt_run_registers_the_moved_90y_scan_onto_the_maa_scan(tmp_path):
     manifest.write_text(yaml.safe_dump({"patients": [{
         "patient_id": "P1",
         "structures": {"tumour": ["Tumor 1"]},
-        "maa": {"spect": str(case.fixed), "segmentation": str(case.reference_segmentation), "administered_activity_gbq": 1.5},
-        "y90": {"spect": str(case.moving), "segmentation": str(case.moving_segmentation), "administered_activity_gbq": 1.5},
+        "maa": {"spect": str(case.fixed), "segmentation": str(case.reference_segmentation), "administered_activity_gbq": 1.5,
+                "clamp_negative": True},
+        "y90": {"spect": str(case.moving), "segmentation": str(case.moving_segmentation), "administered_activity_gbq": 1.5,
+                "clamp_negative": True},
         "register": {"fixed": "maa", "moving": "y90", "transform": "rigid", "mask_segment": "liver", "iterations": 60},
     }]}), encoding="utf-8")
     preset = tmp_path / "firstorder.json"
