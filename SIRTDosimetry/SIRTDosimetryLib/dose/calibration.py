@@ -26,8 +26,29 @@ from datetime import datetime
 import numpy as np
 
 from ..errors import SIRTInputError
-from ..io.volumes import CONCENTRATION_UNITS_TO_BQ_PER_ML
+from ..io.volumes import CONCENTRATION_UNITS_TO_BQ_PER_ML, check_units
 from ..nuclides import Radionuclide
+
+
+def _check_fraction(value: float, what: str) -> None:
+    if not (0.0 <= value < 1.0):
+        raise SIRTInputError(f"{what} must be in [0, 1), got {value!r}")
+
+
+def _check_times(administration_time: datetime | None, scan_time: datetime | None, require_both: bool = True) -> None:
+    """Both times or neither (``require_both``; a calibration may hold one and take the other from DICOM),
+    in one convention (both with a time zone or both without), the scan not before the administration."""
+    if require_both and (administration_time is None) != (scan_time is None):
+        raise SIRTInputError("give both the administration time and the scan time, or neither")
+    if administration_time is None or scan_time is None:
+        return
+    if (administration_time.tzinfo is None) != (scan_time.tzinfo is None):
+        raise SIRTInputError(
+            f"administration time {administration_time.isoformat()} and scan time {scan_time.isoformat()}: give both "
+            "with a time zone (e.g. +02:00) or both without"
+        )
+    if scan_time < administration_time:
+        raise SIRTInputError(f"scan time {scan_time} is before the administration time {administration_time}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,15 @@ class AbsoluteCalibration:
 
     mode = "absolute"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", check_units(self.units))
+        for value, what in ((self.camera_factor_cps_per_mbq, "camera factor"), (self.acquisition_duration_s, "acquisition duration")):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise SIRTInputError(f"{what} must be a positive number, got {value!r}")
+        if self.units in CONCENTRATION_UNITS_TO_BQ_PER_ML and self.camera_factor_cps_per_mbq is not None:
+            raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
+        _check_times(self.administration_time, self.scan_time, require_both=False)
+
 
 @dataclass(frozen=True)
 class RelativeCalibration:
@@ -51,6 +81,18 @@ class RelativeCalibration:
     lungs_in_voi: bool = False
 
     mode = "relative"
+
+    def __post_init__(self) -> None:
+        if not (self.administered_activity_bq > 0 and math.isfinite(self.administered_activity_bq)):
+            raise SIRTInputError(f"administered activity must be positive, got {self.administered_activity_bq!r} Bq")
+        _check_fraction(self.lung_shunt_fraction, "lung shunt fraction")
+        _check_fraction(self.residual_fraction, "residual fraction")
+        if self.lungs_in_voi and self.lung_shunt_fraction > 0:
+            raise SIRTInputError("the lungs are in the calibration VOI, so the lung shunt is in the counts: do not also give a lung shunt fraction")
+        voi = (self.calibration_voi,) if isinstance(self.calibration_voi, str) else tuple(self.calibration_voi)
+        if not voi:
+            raise SIRTInputError("relative calibration needs a calibration VOI")
+        object.__setattr__(self, "calibration_voi", voi)
 
 
 Calibration = AbsoluteCalibration | RelativeCalibration
@@ -134,25 +176,12 @@ def with_dicom_timing(calibration: AbsoluteCalibration, info) -> tuple[AbsoluteC
     return replace(calibration, administration_time=admin, scan_time=scan), warnings
 
 
-def _check_fraction(value: float, what: str) -> None:
-    if not (0.0 <= value < 1.0):
-        raise SIRTInputError(f"{what} must be in [0, 1), got {value!r}")
-
-
 def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime | None, scan_time: datetime | None) -> float:
     """exp(λ·(t_scan − t_admin)): multiplies activity at scan time to give activity at implantation."""
-    if (administration_time is None) != (scan_time is None):
-        raise SIRTInputError("give both the administration time and the scan time, or neither")
+    _check_times(administration_time, scan_time)
     if administration_time is None:
         return 1.0
-    if (administration_time.tzinfo is None) != (scan_time.tzinfo is None):
-        raise SIRTInputError(
-            f"administration time {administration_time.isoformat()} and scan time {scan_time.isoformat()}: give both "
-            "with a time zone (e.g. +02:00) or both without"
-        )
     elapsed_s = (scan_time - administration_time).total_seconds()
-    if elapsed_s < 0:
-        raise SIRTInputError(f"scan time {scan_time} is before the administration time {administration_time}")
     half_lives = elapsed_s / (nuclide.half_life_h * 3600.0)
     if half_lives > MAX_DECAY_HALF_LIVES:
         raise SIRTInputError(
@@ -177,8 +206,6 @@ def calibrate(
     if isinstance(calibration, AbsoluteCalibration):
         decay = decay_factor_to_implant(nuclide, calibration.administration_time, calibration.scan_time)
         if calibration.units in CONCENTRATION_UNITS_TO_BQ_PER_ML:
-            if calibration.camera_factor_cps_per_mbq is not None:
-                raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
             per_value = CONCENTRATION_UNITS_TO_BQ_PER_ML[calibration.units] * voxel_volume_ml
         elif calibration.units == "counts":
             factor, duration = calibration.camera_factor_cps_per_mbq, calibration.acquisition_duration_s
@@ -187,8 +214,6 @@ def calibrate(
                     "absolute calibration of a count image needs the camera calibration factor (cps/MBq) and the "
                     "acquisition duration (s); otherwise use relative calibration"
                 )
-            if not (factor > 0 and duration > 0):
-                raise SIRTInputError(f"camera factor and acquisition duration must be positive, got {factor}, {duration}")
             per_value = 1e6 / (duration * factor)  # counts -> cps -> MBq -> Bq
         else:
             raise SIRTInputError(f"absolute calibration needs known image units, got {calibration.units!r}")
@@ -200,12 +225,6 @@ def calibrate(
         }
         return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum(dtype=np.float64)), details)
 
-    if not (calibration.administered_activity_bq > 0 and math.isfinite(calibration.administered_activity_bq)):
-        raise SIRTInputError(f"administered activity must be positive, got {calibration.administered_activity_bq!r} Bq")
-    _check_fraction(calibration.lung_shunt_fraction, "lung shunt fraction")
-    _check_fraction(calibration.residual_fraction, "residual fraction")
-    if calibration.lungs_in_voi and calibration.lung_shunt_fraction > 0:
-        raise SIRTInputError("the lungs are in the calibration VOI, so the lung shunt is in the counts: do not also give a lung shunt fraction")
     if voi_weights is None:
         raise SIRTInputError("relative calibration needs a calibration VOI")
     voi_counts = float(np.sum(values * voi_weights, dtype=np.float64))

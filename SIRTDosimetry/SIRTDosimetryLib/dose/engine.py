@@ -6,8 +6,7 @@ it works on SimpleITK images and returns images on the activity grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -15,8 +14,9 @@ import SimpleITK as sitk
 from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
-from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, Radionuclide, check_density, radionuclide
-from ..structures import PartialVoxelMode, Structure, map_segments
+from ..nuclides import Radionuclide, radionuclide
+from ..selection import expand_mapping, select_segments
+from ..structures import Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
     Calibration,
@@ -26,8 +26,9 @@ from .calibration import (
     time_integrated_activity_bq_s,
     with_dicom_timing,
 )
-from .density import HUDensityTable, density_from_ct
+from .density import density_from_ct
 from .ldm import ldm_dose_gy
+from .parameters import BED_PRECEDENCES, DoseParameters
 from .plausibility import (
     LungDose,
     activity_warnings,
@@ -39,27 +40,7 @@ from .plausibility import (
 )
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
-DoseMethod = Literal["ldm", "vsv"]
-BedPrecedence = Literal["smallest", "last"]
-BED_PRECEDENCES: tuple[str, ...] = ("smallest", "last")
-
-
-@dataclass(frozen=True)
-class DoseParameters:
-    calibration: Calibration
-    method: DoseMethod = "ldm"
-    radionuclide: str = "y90"
-    half_life_h: float | None = None  # None: the nuclide's default (64.1 h for 90Y)
-    density_g_per_ml: float = DENSITY_SOFT_TISSUE_G_PER_ML
-    segment_densities_g_per_ml: dict[str, float] = field(default_factory=dict)  # e.g. {"lungs": 0.3}
-    kernel: Literal["auto", "lanconelli", "dpk"] = "auto"
-    partial_voxels: PartialVoxelMode = "fraction"
-    clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
-    hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
-    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters
-    bed_precedence: BedPrecedence = "smallest"  # where parameterised segments overlap: see lq_parameter_map
-    segments: tuple[str, ...] | None = None  # None: every segment
-    lung_mass_g: float | None = None  # with a lung shunt fraction: lung dose by the partition model
+__all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
 
 
 @dataclass(frozen=True)
@@ -116,14 +97,14 @@ def density_map(
     shape: tuple[int, ...], base_g_per_ml: float | np.ndarray, overrides: dict[str, float], structures: dict[str, Structure]
 ) -> np.ndarray | float:
     """Mass density per voxel: the base (one value or a CT-derived map), replaced in voxels at least half
-    inside a segment given its own density."""
+    inside a segment given its own density (densities checked by ``DoseParameters``)."""
     if not overrides:
         return base_g_per_ml
     density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float32)
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
-        density[structures[name].weights >= 0.5] = check_density(value, f"density of {name!r}")
+        density[structures[name].weights >= 0.5] = value
     return density
 
 
@@ -191,13 +172,18 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
     if lung is not None:
         return LungDose(_weighted_stats(dose, structures[lung].weights)[0], "segment", segment=lung)
     if isinstance(calibration, RelativeCalibration) and calibration.lung_shunt_fraction > 0 and params.lung_mass_g is not None:
-        if not (params.lung_mass_g > 0 and np.isfinite(params.lung_mass_g)):
-            raise SIRTInputError(f"lung mass must be a positive number of g, got {params.lung_mass_g!r}")
         gy = lung_dose_partition_gy(calibration.administered_activity_bq, calibration.lung_shunt_fraction, calibration.residual_fraction,
                                     params.lung_mass_g, nuclide)
         lung_bq = calibration.administered_activity_bq * (1 - calibration.residual_fraction) * calibration.lung_shunt_fraction
         return LungDose(gy, "partition", lung_shunt_fraction=calibration.lung_shunt_fraction, lung_mass_g=params.lung_mass_g, lung_activity_bq=lung_bq)
     return None
+
+
+def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
+    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
+    resolved to the segmentation's names."""
+    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
 
 
 def compute_dose(
@@ -207,6 +193,7 @@ def compute_dose(
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     """
+    params = select_in(params, segmentation.names)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
@@ -239,7 +226,6 @@ def compute_dose(
     if voi:
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
     activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
-    check_density(params.density_g_per_ml, "tissue density")
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
     base = params.density_g_per_ml
@@ -256,12 +242,10 @@ def compute_dose(
     kernel_source = None
     if params.method == "ldm":
         dose = ldm_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), voxel_ml, density, nuclide)
-    elif params.method == "vsv":
+    else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
 
-        if nuclide.mean_beta_energy_mev is None or nuclide.name != "Y-90":
-            raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
         # Ã = A/λ (permanent implant) folded into the kernel: no time-integrated copy of the whole grid
@@ -270,8 +254,6 @@ def compute_dose(
         low_density = low_density_warning(density, dose)
         if low_density:
             warnings.append(low_density)
-    else:
-        raise SIRTInputError(f"unknown dose method {params.method!r}; choose ldm or vsv")
 
     # Each map lives once, in its image; the arrays below are views of them.
     dose_image = _image_like(dose, reference)

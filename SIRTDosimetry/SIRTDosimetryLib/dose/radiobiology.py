@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SIRTInputError
+from ..vocabulary import NORMAL_LIVER, TUMOUR
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,15 @@ _HCC_GLASS_DOSIOMICS = (
     "values of Chiesa et al. as used by the 90Y-glass HCC dosiomics study (17 patients, mRECIST at 3 months): "
     "alpha/beta 10 Gy for tumour and normal liver, with a 90Y half-life of 64.2 h"
 )
-PRESETS: dict[str, LQParameters] = {
-    "tumour": TUMOUR_CHIESA_2015,
-    "normal_liver": NORMAL_LIVER_CHIESA_2015,
+PRESETS: dict[str, LQParameters] = {  # the first two are named by the role (``vocabulary.ROLES``) they are the default of
+    TUMOUR: TUMOUR_CHIESA_2015,
+    NORMAL_LIVER: NORMAL_LIVER_CHIESA_2015,
     "tumour_hcc_glass_dosiomics": TUMOUR_HCC_GLASS_DOSIOMICS,
     "normal_liver_hcc_glass_dosiomics": NORMAL_LIVER_HCC_GLASS_DOSIOMICS,
 }
 PRESET_SOURCES: dict[str, str] = {
-    "tumour": _CHIESA_2015,
-    "normal_liver": _CHIESA_2015,
+    TUMOUR: _CHIESA_2015,
+    NORMAL_LIVER: _CHIESA_2015,
     "tumour_hcc_glass_dosiomics": _HCC_GLASS_DOSIOMICS,
     "normal_liver_hcc_glass_dosiomics": _HCC_GLASS_DOSIOMICS,
 }
