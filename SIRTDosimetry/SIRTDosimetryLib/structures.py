@@ -44,12 +44,27 @@ MIN_COVERAGE = 0.5
 
 @dataclass(frozen=True)
 class Structure:
-    """A segment on the activity grid."""
+    """A segment on the activity grid, stored in its bounding box: ``box`` holds the weights of the grid
+    voxels ``slices`` (zero elsewhere), so that many segments on a large grid cost the size of their boxes."""
 
     name: str
-    weights: np.ndarray  # float32 (z, y, x), in [0, 1]
+    box: np.ndarray  # float32 (z, y, x), in [0, 1]: the weights inside the bounding box
+    start: tuple[int, int, int]  # (z, y, x) grid index of box[0, 0, 0]
+    grid_shape: tuple[int, int, int]  # (z, y, x) of the activity grid
     contoured_volume_ml: float  # volume on the segmentation's own grid
     mapped_volume_ml: float  # sum(weights) * activity voxel volume
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        """Where ``box`` lies in the grid: ``grid[slices]`` is the array aligned with ``box``."""
+        return tuple(slice(s, s + n) for s, n in zip(self.start, self.box.shape))
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The weights on the whole grid (float32): a new full-size array on every call; prefer ``box`` and ``slices``."""
+        full = np.zeros(self.grid_shape, dtype=np.float32)
+        full[self.slices] = self.box
+        return full
 
     @property
     def coverage(self) -> float:
@@ -58,8 +73,36 @@ class Structure:
 
     @property
     def mask(self) -> np.ndarray:
-        """Voxels with any weight."""
-        return self.weights > 0
+        """Voxels with any weight (whole grid)."""
+        full = np.zeros(self.grid_shape, dtype=bool)
+        full[self.slices] = self.box > 0
+        return full
+
+
+def boxed(name: str, weights: np.ndarray, start: tuple[int, int, int], grid_shape: tuple[int, ...], contoured_volume_ml: float,
+          voxel_volume_ml: float) -> Structure:
+    """A ``Structure`` from ``weights`` placed at ``start`` (z, y, x) on the grid, cropped to its voxels with weight."""
+    nonzero = [np.flatnonzero(weights.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(len(n) == 0 for n in nonzero):
+        lo, hi = [0, 0, 0], [0, 0, 0]
+    else:
+        lo, hi = [int(n[0]) for n in nonzero], [int(n[-1]) + 1 for n in nonzero]
+    box = np.ascontiguousarray(weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
+    mapped_ml = float(box.sum(dtype=np.float64)) * voxel_volume_ml
+    return Structure(name, box, tuple(int(s + l) for s, l in zip(start, lo)), tuple(grid_shape), contoured_volume_ml, mapped_ml)
+
+
+def union_of(structures: list[Structure], name: str, voxel_volume_ml: float) -> Structure:
+    """The weights of several structures summed and clipped to [0, 1], in the box around all of them."""
+    first = structures[0]
+    lo = np.min([s.start for s in structures], axis=0)
+    hi = np.max([np.add(s.start, s.box.shape) for s in structures], axis=0)
+    total = np.zeros(tuple(hi - lo), dtype=np.float32)
+    for s in structures:
+        at = tuple(slice(a - b, a - b + n) for a, b, n in zip(s.start, lo, s.box.shape))
+        total[at] += s.box
+    np.clip(total, 0.0, 1.0, out=total)
+    return boxed(name, total, tuple(int(v) for v in lo), first.grid_shape, sum(s.contoured_volume_ml for s in structures), voxel_volume_ml)
 
 
 def _index_bbox(layer: sitk.Image, reference: sitk.Image) -> tuple[np.ndarray, np.ndarray] | None:
@@ -152,17 +195,20 @@ def _overlap_matrix(n_ref: int, first: int, count: int, offset: float, step: flo
     return start, matrix
 
 
-def exact_fractions(mask: np.ndarray, layer: sitk.Image, reference: sitk.Image, permutation: np.ndarray) -> np.ndarray:
-    """Exact covered fraction of every ``reference`` voxel by the boolean ``mask`` (z, y, x) on ``layer``'s grid.
+def exact_fractions(
+    mask: np.ndarray, layer: sitk.Image, reference: sitk.Image, permutation: np.ndarray
+) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Exact covered fraction of the ``reference`` voxels by the boolean ``mask`` (z, y, x) on ``layer``'s grid:
+    ``(start, block)``, the float32 fractions of the grid voxels from ``start`` (z, y, x) on, zero outside the block.
 
     The grids must be axis-aligned (``permutation`` from ``_axis_permutation``). A box voxel's
     overlap with another box is the product of its three interval overlaps, so the fractions are
     ``mask`` contracted along each axis with a sparse matrix of interval overlaps, exact to rounding.
     """
-    weights = np.zeros(reference.GetSize()[::-1], dtype=np.float32)
+    nothing = ((0, 0, 0), np.zeros((0, 0, 0), dtype=np.float32))
     axes = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     if any(len(a) == 0 for a in axes):
-        return weights
+        return nothing
     first = [int(axes[2 - m][0]) for m in range(3)]  # per layer axis m (x, y, z)
     count = [int(axes[2 - m][-1]) - first[m] + 1 for m in range(3)]
     block = mask[first[2] : first[2] + count[2], first[1] : first[1] + count[1], first[0] : first[0] + count[0]].astype(np.float32)
@@ -176,7 +222,7 @@ def exact_fractions(mask: np.ndarray, layer: sitk.Image, reference: sitk.Image, 
         p = target_axis[m]
         found = _overlap_matrix(size[p], first[m], count[m], origin_index[p], scale[p, m])
         if found is None:
-            return weights
+            return nothing
         start[p], matrix = found
         numpy_axis = 2 - m
         moved = np.moveaxis(block, numpy_axis, 0)
@@ -184,10 +230,8 @@ def exact_fractions(mask: np.ndarray, layer: sitk.Image, reference: sitk.Image, 
         block = np.moveaxis(np.asarray(contracted).reshape((matrix.shape[0], *moved.shape[1:])), 0, numpy_axis)
     # Numpy axis q of block now indexes reference axis target_axis[2 - q]; put them in (z, y, x) order.
     order = [[target_axis[2 - q] for q in range(3)].index(p) for p in (2, 1, 0)]
-    block = np.clip(np.transpose(block, order), 0.0, 1.0)
-    nz, ny, nx = block.shape
-    weights[start[2] : start[2] + nz, start[1] : start[1] + ny, start[0] : start[0] + nx] = block
-    return weights
+    block = np.clip(np.transpose(block, order), 0.0, 1.0).astype(np.float32, copy=False)
+    return (start[2], start[1], start[0]), block
 
 
 def map_segments(
@@ -228,15 +272,14 @@ def map_segments(
             if contoured_ml == 0:
                 raise SIRTInputError(f"segment {seg.name!r} in {segmentation.source_path} is empty")
             if permutation is not None:
-                weights = exact_fractions(mask, layer, reference, permutation)
+                start, weights = exact_fractions(mask, layer, reference, permutation)
+            elif samples is not None:
+                start, weights = tuple(int(i) for i in bbox[0][::-1]), (samples == seg.label_value).mean(axis=-1, dtype=np.float32)
             else:
-                weights = np.zeros(shape, dtype=np.float32)
-                if samples is not None:
-                    start, stop = bbox
-                    weights[start[2] : stop[2], start[1] : stop[1], start[0] : stop[0]] = (samples == seg.label_value).mean(axis=-1, dtype=np.float32)
+                start, weights = (0, 0, 0), np.zeros((0, 0, 0), dtype=np.float32)
             if mode == "majority":
                 weights = (weights >= 0.5).astype(np.float32)
-            structure = Structure(seg.name, weights, contoured_ml, float(weights.sum(dtype=np.float64)) * voxel_ml)
+            structure = boxed(seg.name, weights, start, shape, contoured_ml, voxel_ml)
             if structure.coverage < MIN_COVERAGE:
                 raise SIRTInputError(
                     f"segment {seg.name!r} lies outside the activity image: only {100 * structure.coverage:.0f} % of its "

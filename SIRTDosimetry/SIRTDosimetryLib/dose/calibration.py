@@ -191,18 +191,19 @@ def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime
     return math.exp(nuclide.decay_constant_per_s * elapsed_s)
 
 
-def calibrate(
+def calibration_report(
     values: np.ndarray,
     voxel_volume_ml: float,
     calibration: Calibration,
     nuclide: Radionuclide,
-    voi_weights: np.ndarray | None = None,
-) -> tuple[np.ndarray, CalibrationReport]:
-    """Activity at implantation per voxel (Bq, in the type of ``values``: float32 from the engine) from checked,
-    non-negative voxel values; totals are summed in float64.
+    voi_counts: float | None = None,
+) -> CalibrationReport:
+    """The activity at implantation per unit voxel value, and the image total, from checked, non-negative voxel
+    values, without making an activity array (the calibration is one factor for the whole image).
 
-    ``voi_weights`` (relative mode only) are the calibration-VOI weights on the image grid.
+    ``voi_counts`` (relative mode only) is Σ w·value over the calibration VOI; totals are summed in float64.
     """
+    total_values = float(np.sum(values, dtype=np.float64))
     if isinstance(calibration, AbsoluteCalibration):
         decay = decay_factor_to_implant(nuclide, calibration.administration_time, calibration.scan_time)
         if calibration.units in CONCENTRATION_UNITS_TO_BQ_PER_ML:
@@ -217,29 +218,42 @@ def calibrate(
             per_value = 1e6 / (duration * factor)  # counts -> cps -> MBq -> Bq
         else:
             raise SIRTInputError(f"absolute calibration needs known image units, got {calibration.units!r}")
-        activity = values * (per_value * decay)
         details = {
             "units": calibration.units,
             "administration_time": calibration.administration_time.isoformat() if calibration.administration_time else None,
             "scan_time": calibration.scan_time.isoformat() if calibration.scan_time else None,
         }
-        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum(dtype=np.float64)), details)
+        return CalibrationReport("absolute", per_value * decay, decay, total_values * per_value * decay, details)
 
-    if voi_weights is None:
+    if voi_counts is None:
         raise SIRTInputError("relative calibration needs a calibration VOI")
-    voi_counts = float(np.sum(values * voi_weights, dtype=np.float64))
     if not voi_counts > 0:
         raise SIRTInputError(f"the calibration VOI ({' + '.join(calibration.calibration_voi)}) contains no counts")
     target_bq = calibration.administered_activity_bq * (1 - calibration.residual_fraction) * (1 - calibration.lung_shunt_fraction)
     per_value = target_bq / voi_counts
-    activity = values * per_value
     details = {
         "calibration_voi": list(calibration.calibration_voi),
         "voi_counts": voi_counts,
         "activity_in_voi_bq": target_bq,
         "lungs_in_voi": calibration.lungs_in_voi,
     }
-    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum(dtype=np.float64)), details)
+    return CalibrationReport("relative", per_value, 1.0, total_values * per_value, details)
+
+
+def calibrate(
+    values: np.ndarray,
+    voxel_volume_ml: float,
+    calibration: Calibration,
+    nuclide: Radionuclide,
+    voi_weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, CalibrationReport]:
+    """Activity at implantation per voxel (Bq, in the type of ``values``) and the ``calibration_report``.
+
+    ``voi_weights`` (relative mode only) are the calibration-VOI weights on the image grid.
+    """
+    voi_counts = None if voi_weights is None else float(np.sum(values * voi_weights, dtype=np.float64))
+    report = calibration_report(values, voxel_volume_ml, calibration, nuclide, voi_counts)
+    return values * report.bq_per_voxel_value, report
 
 
 def time_integrated_activity_bq_s(activity_at_implant_bq: np.ndarray, nuclide: Radionuclide) -> np.ndarray:

@@ -16,13 +16,13 @@ from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
 from ..nuclides import Radionuclide, radionuclide
 from ..selection import expand_mapping, select_segments
-from ..structures import Structure, map_segments
+from ..structures import Structure, map_segments, union_of
 from .calibration import (
     AbsoluteCalibration,
     Calibration,
     CalibrationReport,
     RelativeCalibration,
-    calibrate,
+    calibration_report,
     time_integrated_activity_bq_s,
     with_dicom_timing,
 )
@@ -93,7 +93,10 @@ class DoseResult:
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
-    """Refuse (or, if asked, zero) negative and NaN/infinite voxels; return a copy and the counts."""
+    """Refuse (or, if asked, zero) negative and NaN/infinite voxels; return them (a copy if zeroed) and the counts."""
+    low, high = values.min(), values.max()  # NaN propagates: two reductions, no full-size masks, in the usual case
+    if np.isfinite(low) and np.isfinite(high) and low >= 0:
+        return values, {"negative": 0, "non_finite": 0}
     nonfinite = ~np.isfinite(values)
     negative = values < 0  # NaN compares False
     counts = {"negative": int(negative.sum()), "non_finite": int(nonfinite.sum())}
@@ -118,16 +121,19 @@ def density_map(
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
-        density[structures[name].weights >= 0.5] = value
+        s = structures[name]
+        density[s.slices][s.box >= 0.5] = value
     return density
 
 
-def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest") -> np.ndarray:
+def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest",
+                     region: tuple[slice, slice, slice] | None = None) -> np.ndarray:
     """Which of ``names`` gives each voxel its LQ parameters: an int8 map of indices into ``names``, −1 for none.
 
     Every voxel a structure touches takes its parameters; where several overlap, with ``"smallest"``
     the structure of smallest contoured volume wins (a tumour inside its liver keeps the tumour's
     parameters in all its voxels, whatever the order given), with ``"last"`` the last one named.
+    ``region`` (slices with explicit starts and stops): the map of that part of the grid only.
     """
     if precedence not in BED_PRECEDENCES:
         raise SIRTInputError(f"unknown BED precedence {precedence!r}; choose one of {', '.join(BED_PRECEDENCES)}")
@@ -136,9 +142,19 @@ def lq_parameter_map(structures: dict[str, Structure], names: list[str], precede
     order = list(range(len(names)))  # painting order: the winner is painted last
     if precedence == "smallest":
         order.sort(key=lambda k: -structures[names[k]].contoured_volume_ml)
-    index = np.full(structures[names[0]].weights.shape, -1, dtype=np.int8)
+    grid = structures[names[0]].grid_shape
+    region = region or tuple(slice(0, n) for n in grid)
+    index = np.full(tuple(r.stop - r.start for r in region), -1, dtype=np.int8)
     for k in order:
-        index[structures[names[k]].weights > 0] = k
+        s = structures[names[k]]
+        # the overlap of the structure's box and the region, in the coordinates of each
+        lo = [max(a.start, b.start) for a, b in zip(s.slices, region)]
+        hi = [min(a.stop, b.stop) for a, b in zip(s.slices, region)]
+        if any(h <= l for l, h in zip(lo, hi)):
+            continue
+        in_box = tuple(slice(l - a, h - a) for l, h, a in zip(lo, hi, s.start))
+        in_region = tuple(slice(l - r.start, h - r.start) for l, h, r in zip(lo, hi, region))
+        index[in_region][s.box[in_box] > 0] = k
     return index
 
 
@@ -148,23 +164,51 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> float:
-    """Σ w·v in float64 over the voxels with weight (no full-grid temporaries; numpy's pairwise sum, not a
+def _lq_images(dose: np.ndarray, reference: sitk.Image, structures: dict[str, Structure], names: list[str], params: DoseParameters,
+               nuclide: Radionuclide) -> tuple[sitk.Image, sitk.Image]:
+    """BED and EQD2 images (float32, NaN where no structure has LQ parameters), filled a few z-planes at a time
+    straight into the images: no full-size array besides the images themselves."""
+    from .vsv import SLAB_VOXELS
+
+    images = []
+    for _ in range(2):
+        image = sitk.Image(reference.GetSize(), sitk.sitkFloat32)
+        image.CopyInformation(reference)
+        images.append(image)
+    nz, ny, nx = dose.shape
+    step = max(1, SLAB_VOXELS // (ny * nx))
+    for z0 in range(0, nz, step):
+        z1 = min(z0 + step, nz)
+        index = lq_parameter_map(structures, names, params.bed_precedence, (slice(z0, z1), slice(0, ny), slice(0, nx)))
+        bed, eqd2 = np.full((2, z1 - z0, ny, nx), np.nan, dtype=np.float32)
+        for k, name in enumerate(names):
+            inside = index == k
+            bed[inside] = bed_gy(dose[z0:z1][inside], params.radiobiology[name], nuclide.half_life_h)
+            eqd2[inside] = eqd2_gy(bed[inside], params.radiobiology[name])
+        for image, slab in zip(images, (bed, eqd2)):
+            image[:, :, z0:z1] = sitk.GetImageFromArray(slab)  # SimpleITK pastes in place
+    return images[0], images[1]
+
+
+def _weighted_sum(values: np.ndarray, structure: Structure) -> float:
+    """Σ w·v in float64 over the voxels with weight, within the structure's box (numpy's pairwise sum, not a
     BLAS dot, so that the result does not depend on the number of threads)."""
-    inside = weights > 0
-    return float(np.sum(weights[inside].astype(np.float64) * values[inside]))
+    inside = structure.box > 0
+    return float(np.sum(structure.box[inside].astype(np.float64) * values[structure.slices][inside]))
 
 
-def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
-    inside = weights > 0
-    w = weights[inside].astype(np.float64)
-    v = values[inside].astype(np.float64)
+def _weighted_stats(values: np.ndarray, structure: Structure) -> tuple[float, float, float]:
+    inside = structure.box > 0
+    w = structure.box[inside].astype(np.float64)
+    v = values[structure.slices][inside].astype(np.float64)
     return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
 
 
 def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
-                          liver: list[str], activity_bq: np.ndarray) -> list[str]:
-    """More activity in the image than administered; too much of it outside the liver (see ``plausibility``)."""
+                          liver: list[str], values: np.ndarray) -> list[str]:
+    """More activity in the image than administered; too much of it outside the liver (see ``plausibility``).
+
+    ``values``: the checked voxel values, which the calibration turns into activity by one factor."""
     administered = None
     if isinstance(calibration, RelativeCalibration):
         administered = calibration.administered_activity_bq
@@ -173,10 +217,10 @@ def plausibility_warnings(activity: ActivityImage, calibration: Calibration, rep
     elif activity.dicom is not None and activity.dicom.injected_activity_bq:
         administered = activity.dicom.injected_activity_bq
     outside = None
-    total = float(np.sum(activity_bq, dtype=np.float64))
+    total = report.total_activity_in_image_bq
     if liver and total > 0:
-        inside = np.clip(sum(structures[n].weights for n in liver), 0.0, 1.0)
-        outside = 1.0 - _weighted_sum(activity_bq, inside) / total
+        inside = union_of([structures[n] for n in liver], "liver", 1.0)
+        outside = 1.0 - _weighted_sum(values, inside) * report.bq_per_voxel_value / total
     return activity_warnings(report.total_activity_in_image_bq, administered, outside)
 
 
@@ -184,7 +228,7 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
                lung: str | None, dose: np.ndarray) -> LungDose | None:
     """Mean dose in a lung segment, else the partition-model lung dose when the shunt and lung mass are known."""
     if lung is not None:
-        return LungDose(_weighted_stats(dose, structures[lung].weights)[0], "segment", segment=lung)
+        return LungDose(_weighted_stats(dose, structures[lung])[0], "segment", segment=lung)
     if isinstance(calibration, RelativeCalibration) and calibration.lung_shunt_fraction > 0 and params.lung_mass_g is not None:
         gy = lung_dose_partition_gy(calibration.administered_activity_bq, calibration.lung_shunt_fraction, calibration.residual_fraction,
                                     params.lung_mass_g, nuclide)
@@ -257,10 +301,14 @@ def compute_dose(
             calibration, dicom_warnings = with_dicom_timing(calibration, activity.dicom)
             warnings += dicom_warnings
 
-    voi_weights = None
-    if voi:
-        voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
-    activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
+    voi_counts = _weighted_sum(values, union_of([structures[name] for name in voi], "calibration VOI", voxel_ml)) if voi else None
+    report = calibration_report(values, voxel_ml, calibration, nuclide, voi_counts)
+    bq_per_value = report.bq_per_voxel_value
+
+    def tia_bq_s() -> np.ndarray:
+        """Ã on the whole grid, made only by the methods that need it."""
+        return time_integrated_activity_bq_s(values * bq_per_value, nuclide)
+
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
     base = params.density_g_per_ml
@@ -277,15 +325,15 @@ def compute_dose(
     kernel_source = None
     uncertainty = mc_summary = None
     if params.method == "ldm":
-        dose = ldm_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), voxel_ml, density, nuclide)
+        dose = ldm_dose_gy(tia_bq_s(), voxel_ml, density, nuclide)
     elif params.method == "vsv-lung":  # Y-90 only (DoseParameters checks)
         from .lung_kernel import vsv_lung_dose_gy
 
-        dose = vsv_lung_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), density, reference.GetSpacing())
+        dose = vsv_lung_dose_gy(tia_bq_s(), density, reference.GetSpacing())
         kernel_source = "Graves et al. 2019 90Y dose point kernel, range-scaled to each target density"
     elif params.method == "mc":  # Y-90 only (DoseParameters checks)
         masks = {name: _union(structures, names) for name, names in (("target", mc_settings.target_segments), ("liver", liver))}
-        mc = run_monte_carlo(time_integrated_activity_bq_s(activity_bq, nuclide), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
+        mc = run_monte_carlo(tia_bq_s(), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
                              tuple(reversed(reference.GetSpacing())), mc_settings, masks["target"], masks["liver"], progress, cancel)
         dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
     else:  # "vsv", for Y-90 only (DoseParameters checks both)
@@ -294,9 +342,10 @@ def compute_dose(
 
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
-        # Ã = A/λ (permanent implant) folded into the kernel: no time-integrated copy of the whole grid
-        dose = vsv_dose_gy(activity_bq, np.asarray(kernel.values_mgy_per_mbq_s) / nuclide.decay_constant_per_s)
-        dose = density_corrected(dose, density, kernel.density_g_per_ml)
+        # The calibration factor and Ã = A/λ (permanent implant) folded into the kernel (the convolution is
+        # linear): no activity or time-integrated copy of the whole grid
+        dose = vsv_dose_gy(values, np.asarray(kernel.values_mgy_per_mbq_s) * (bq_per_value / nuclide.decay_constant_per_s))
+        dose = density_corrected(dose, density, kernel.density_g_per_ml, in_place=True)
         low_density = low_density_warning(density, dose)
         if low_density:
             warnings.append(low_density)
@@ -307,25 +356,14 @@ def compute_dose(
     bed_map = eqd2_map = bed_image = eqd2_image = None
     if params.radiobiology:
         names = list(params.radiobiology)
-        index = lq_parameter_map(structures, names, params.bed_precedence)
-        # One map at a time, each moved into its image before the next is made (memory).
-        bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
+        bed_image, eqd2_image = _lq_images(dose, reference, structures, names, params, nuclide)
+        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
         for k, name in enumerate(names):
-            inside = index == k
-            bed_map[inside] = bed_gy(dose[inside], params.radiobiology[name], nuclide.half_life_h)
-        bed_image = _image_like(bed_map, reference)
-        bed_map = sitk.GetArrayViewFromImage(bed_image)
-        eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
-        for k, name in enumerate(names):
-            inside = index == k
-            eqd2_map[inside] = eqd2_gy(bed_map[inside], params.radiobiology[name])
-        eqd2_image = _image_like(eqd2_map, reference)
-        eqd2_map = sitk.GetArrayViewFromImage(eqd2_image)
-        for k, name in enumerate(names):
-            w = structures[name].weights
-            own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
+            s = structures[name]
+            w, here = s.box, lq_parameter_map(structures, names, params.bed_precedence, s.slices)
+            own = float(np.sum(w, where=here == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
             if own < 0.99:
-                others = sorted({names[j] for j in np.unique(index[(w > 0) & (index != k)]) if j >= 0})
+                others = sorted({names[j] for j in np.unique(here[(w > 0) & (here != k)]) if j >= 0})
                 warnings.append(
                     f"segment {name!r}: {100 * (1 - own):.1f} % of its volume takes the LQ parameters of {', '.join(map(repr, others))} "
                     f"where they overlap (BED precedence: {params.bed_precedence})"
@@ -335,30 +373,29 @@ def compute_dose(
     summaries = []
     for name in wanted:
         s = structures[name]
-        w = s.weights
-        mean, low, high = _weighted_stats(dose, w)
+        mean, low, high = _weighted_stats(dose, s)
         extra = {}
         if name in params.radiobiology:  # from the maps, so that the summary and bed_gy.nrrd agree
-            bed_mean, bed_low, bed_high = _weighted_stats(bed_map, w)
+            bed_mean, bed_low, bed_high = _weighted_stats(bed_map, s)
             extra = dict(
                 bed_mean_gy=bed_mean, bed_min_gy=bed_low, bed_max_gy=bed_high,
-                eqd2_mean_gy=_weighted_stats(eqd2_map, w)[0], lq_parameters=params.radiobiology[name],
+                eqd2_mean_gy=_weighted_stats(eqd2_map, s)[0], lq_parameters=params.radiobiology[name],
             )
         summaries.append(
             SegmentSummary(
                 name=name,
                 volume_ml=s.mapped_volume_ml,
                 contoured_volume_ml=s.contoured_volume_ml,
-                mass_g=_weighted_sum(density_array, w) * voxel_ml,
-                activity_bq=_weighted_sum(activity_bq, w),
+                mass_g=_weighted_sum(density_array, s) * voxel_ml,
+                activity_bq=_weighted_sum(values, s) * bq_per_value,
                 dose_mean_gy=mean,
                 dose_min_gy=low,
                 dose_max_gy=high,
-                image_value_sum=_weighted_sum(values, w),
+                image_value_sum=_weighted_sum(values, s),
                 **extra,
             )
         )
-    warnings += plausibility_warnings(activity, calibration, report, structures, liver, activity_bq)
+    warnings += plausibility_warnings(activity, calibration, report, structures, liver, values)
     warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
         lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),

@@ -87,7 +87,8 @@ MIN_DIRECTIONS = 2000
 MAX_KERNEL_HALF_WIDTH = 100
 """Largest kernel half-width (voxels) a DPK kernel may have; smaller voxels are refused."""
 
-_POINTS_PER_CHUNK = 1_000_000
+_POINTS_PER_CHUNK = 200_000
+"""Quadrature points splatted at once: ~130 bytes each of temporaries (26 MB), against the grid the kernel is for."""
 _GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 _SPACING_DECIMALS = 6
 

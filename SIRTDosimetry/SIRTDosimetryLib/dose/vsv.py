@@ -22,10 +22,10 @@ shorter transforms. So: a single padded transform, arranged to keep memory low:
   which is never larger, and often smaller, than the ``n + m - 1`` of an uncropped full convolution.
 - Memory: one complex64 half-spectrum buffer (about 1x the padded grid in float32) is filled by
   real FFTs along x of a few z-slices at a time, then transformed in place along y and z; the
-  kernel spectrum (another ~1x) is multiplied in and freed; the inverse runs in place along z and
-  y, and only the ``n`` rows that survive the crop are transformed back along x, slab by slab,
-  straight into the float32 output. Peak extra memory, output included: 2.1-2.5x the padded
-  grid in float32 (``scipy.signal.fftconvolve``: 5-6x).
+  kernel spectrum is made along z a few y-rows at a time and multiplied in, so it never exists
+  whole; the inverse runs in place along z and y, and only the ``n`` rows that survive the crop
+  are transformed back along x, slab by slab, straight into the float32 output. Peak extra
+  memory, output included: about 2x the padded grid in float32 (``scipy.signal.fftconvolve``: 5-6x).
 - Precision: float32/complex64 throughout. The round-off is ~1e-7 of the largest dose, so the
   result's relative error on the maximum is ~1e-7 (checked in ``SIRTDosimetry/Testing/Python/test_vsv.py`` against
   float64), while voxels whose true dose is below ~1e-6 of the maximum are at the noise floor.
@@ -42,8 +42,8 @@ from ..parallel import available_cpus
 
 MBQ_PER_BQ = 1e-6
 GY_PER_MGY = 1e-3
-_SLAB_VOXELS = 1 << 20
-"""Voxels per slab of the x-axis transforms (a few MiB of temporaries)."""
+SLAB_VOXELS = 1 << 20
+"""Voxels per slab of the slab-by-slab passes over a grid (a few MiB of temporaries)."""
 
 
 def vsv_dose_gy(tia_bq_s: np.ndarray, kernel_mgy_per_mbq_s: np.ndarray, workers: int | None = None) -> np.ndarray:
@@ -64,7 +64,7 @@ def vsv_dose_gy(tia_bq_s: np.ndarray, kernel_mgy_per_mbq_s: np.ndarray, workers:
     n_workers = available_cpus() if workers is None else workers
     padded = padded_shape(tia.shape, kernel.shape)
     spectrum = _activity_spectrum(tia, padded, n_workers)
-    spectrum *= _kernel_spectrum(kernel * (MBQ_PER_BQ * GY_PER_MGY), padded, n_workers)
+    _multiply_kernel_spectrum(spectrum, kernel * (MBQ_PER_BQ * GY_PER_MGY), padded, n_workers)
     return _cropped_inverse(spectrum, tia.shape, padded[2], n_workers)
 
 
@@ -74,14 +74,15 @@ def padded_shape(grid_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> 
 
 
 def density_corrected(
-    dose_gy: np.ndarray, density_map_g_per_ml: np.ndarray | float, kernel_density_g_per_ml: float
+    dose_gy: np.ndarray, density_map_g_per_ml: np.ndarray | float, kernel_density_g_per_ml: float, in_place: bool = False
 ) -> np.ndarray:
     """First-order density correction of a VSV dose: ``D · ρ_kernel / ρ_local`` (float32).
 
     The kernel deposits energy per unit mass of its own medium; scaling by the density ratio
     keeps the energy per voxel and puts it into the local mass (Dieudonné et al., J Nucl Med
-    2013;54:236). ``density_map_g_per_ml`` is a map with the dose's shape, or one number. Raises
-    ``SIRTInputError`` for non-positive or non-finite densities or mismatched shapes.
+    2013;54:236). ``density_map_g_per_ml`` is a map with the dose's shape, or one number. ``in_place``:
+    overwrite ``dose_gy`` (a float32 array) instead of making a new one. Raises ``SIRTInputError`` for
+    non-positive or non-finite densities or mismatched shapes.
     """
     dose = np.asarray(dose_gy)
     density = np.asarray(density_map_g_per_ml, dtype=np.float32)
@@ -92,7 +93,8 @@ def density_corrected(
         raise SIRTInputError(f"density must be positive and finite; {bad} voxel(s) are not")
     if not (kernel_density_g_per_ml > 0 and np.isfinite(kernel_density_g_per_ml)):
         raise SIRTInputError(f"kernel density must be positive and finite, got {kernel_density_g_per_ml!r} g/mL")
-    corrected = np.divide(dose, density, dtype=np.float32)  # float32 throughout: no full-size float64 temporaries
+    # float32 throughout: no full-size float64 temporaries
+    corrected = np.divide(dose, density, out=dose if in_place else None, dtype=np.float32)
     corrected *= np.float32(kernel_density_g_per_ml)
     return corrected
 
@@ -149,7 +151,7 @@ def _require_finite_non_negative(values: np.ndarray, what: str) -> None:
 
 def _slab_planes(plane_voxels: int) -> int:
     """How many z-planes of ``plane_voxels`` each go into one x-axis transform slab."""
-    return max(1, _SLAB_VOXELS // plane_voxels)
+    return max(1, SLAB_VOXELS // plane_voxels)
 
 
 def _activity_spectrum(tia: np.ndarray, padded: tuple[int, int, int], workers: int) -> np.ndarray:
@@ -171,17 +173,18 @@ def _activity_spectrum(tia: np.ndarray, padded: tuple[int, int, int], workers: i
     return spectrum
 
 
-def _kernel_spectrum(kernel: np.ndarray, padded: tuple[int, int, int], workers: int) -> np.ndarray:
-    """``rfftn`` (complex64, shape of the activity spectrum) of the kernel with its centre rolled to index 0.
+def _multiply_kernel_spectrum(spectrum: np.ndarray, kernel: np.ndarray, padded: tuple[int, int, int], workers: int) -> None:
+    """Multiply ``spectrum`` in place by the ``rfftn`` (complex64) of the kernel with its centre rolled to index 0.
 
-    The kernel is small, so x and y are transformed on kernel-sized arrays; only the last (z)
-    transform touches a full-size buffer, in place.
+    The kernel is small, so x and y are transformed on kernel-sized arrays; the last (z) transform
+    is made a few y-rows at a time and multiplied in, so the kernel's spectrum never exists whole.
     """
     along_x = sfft.rfft(_wrapped(kernel.astype(np.float32), axis=2, length=padded[2]), axis=2, workers=workers)
     along_xy = sfft.fft(_wrapped(along_x, axis=1, length=padded[1]), axis=1, workers=workers)
-    spectrum = _wrapped(along_xy, axis=0, length=padded[0])
-    _fft_in_place(spectrum, axis=0, workers=workers, inverse=False)
-    return spectrum
+    rows = max(1, SLAB_VOXELS // (padded[0] * along_xy.shape[2]))
+    for y0 in range(0, padded[1], rows):
+        part = _wrapped(along_xy[:, y0 : y0 + rows], axis=0, length=padded[0])
+        spectrum[:, y0 : y0 + rows] *= sfft.fft(part, axis=0, workers=workers, overwrite_x=True)
 
 
 def _cropped_inverse(spectrum: np.ndarray, shape: tuple[int, int, int], padded_x: int, workers: int) -> np.ndarray:
@@ -204,11 +207,19 @@ def _cropped_inverse(spectrum: np.ndarray, shape: tuple[int, int, int], padded_x
 
 
 def _fft_in_place(values: np.ndarray, axis: int, workers: int, inverse: bool) -> None:
-    """Complex FFT along ``axis`` overwriting ``values`` (a C-contiguous complex64 array or leading slice)."""
+    """Complex FFT along ``axis`` (0 or 1) overwriting ``values`` (a C-contiguous complex64 array or leading slice).
+
+    Done a slab at a time along the other of the two first axes: a transform along a strided axis
+    returns a new array, which must stay slab-sized, not grid-sized.
+    """
     transform = sfft.ifft if inverse else sfft.fft
-    result = transform(values, axis=axis, workers=workers, overwrite_x=True)
-    if not np.shares_memory(result, values):
-        values[...] = result
+    other = 1 - axis
+    step = max(1, SLAB_VOXELS // (values.size // values.shape[other]))
+    for i0 in range(0, values.shape[other], step):
+        part = values[i0 : i0 + step] if other == 0 else values[:, i0 : i0 + step]
+        result = transform(part, axis=axis, workers=workers, overwrite_x=True)
+        if not np.shares_memory(result, part):
+            part[...] = result
 
 
 def _wrapped(values: np.ndarray, axis: int, length: int) -> np.ndarray:

@@ -181,3 +181,28 @@ def test_sample_patient_2_negative_z_direction(patient2_paths):
     structures = map_segments(read_segmentation(seg_path), spect, ["perfused volume", "Tumor 1"])
     for s in structures.values():
         assert s.mapped_volume_ml == pytest.approx(s.contoured_volume_ml, rel=0.01)
+
+
+@pytest.mark.parametrize("mode", ["fraction", "center", "majority"])
+def test_structures_are_stored_in_their_bounding_box(tmp_path, mode):
+    """Weights live in the segment's box; the full-grid map is zero outside it and the same inside, on an
+    axis-aligned finer grid (exact fractions) and on an oblique one (sampling)."""
+    shape = (20, 22, 24)
+    layers = np.stack([ball(shape, (6, 8, 10), 4).astype(np.uint8), ball(shape, (13, 13, 14), 3.5).astype(np.uint8)])
+    path = tmp_path / "s.seg.nrrd"
+    write_seg_nrrd(path, layers, [("a", 0, 1), ("b", 1, 1)], np.diag([1.0, 1.0, 1.0]), (0, 0, 0))
+    seg = read_segmentation(path)
+    for direction in (None, (0.96, -0.28, 0.0, 0.28, 0.96, 0.0, 0.0, 0.0, 1.0)):
+        grid = make_image(np.zeros((12, 12, 12), np.float32), spacing=(2.0, 2.0, 2.0), origin=(-0.5, -0.5, -0.5), direction=direction)
+        for s in map_segments(seg, grid, mode=mode).values():
+            full = s.weights
+            assert full.shape == s.grid_shape == (12, 12, 12)
+            assert s.box.size < full.size / 4  # the box, not the grid
+            np.testing.assert_array_equal(full[s.slices], s.box)
+            outside = full.copy()
+            outside[s.slices] = 0
+            assert not outside.any()
+            # the box is tight: every face has a voxel with weight
+            assert all(np.moveaxis(s.box > 0, a, 0)[i].any() for a in range(3) for i in (0, -1))
+            np.testing.assert_array_equal(s.mask, full > 0)
+            assert s.mapped_volume_ml == pytest.approx(float(full.sum(dtype=np.float64)) * 8e-3)
