@@ -190,18 +190,33 @@ def _lq_images(dose: np.ndarray, reference: sitk.Image, structures: dict[str, St
     return images[0], images[1]
 
 
+def _weighted_parts(values: np.ndarray, structure: Structure):
+    """(w, v) in float64 for the voxels with weight in the structure's box, a few z-planes at a time: the float64
+    temporaries stay slab-sized however large the structure."""
+    from .vsv import SLAB_VOXELS
+
+    box, grid = structure.box, values[structure.slices]
+    step = max(1, SLAB_VOXELS // max(1, box.shape[1] * box.shape[2]))
+    for z0 in range(0, len(box), step):
+        inside = box[z0 : z0 + step] > 0
+        yield box[z0 : z0 + step][inside].astype(np.float64), grid[z0 : z0 + step][inside].astype(np.float64)
+
+
 def _weighted_sum(values: np.ndarray, structure: Structure) -> float:
     """Σ w·v in float64 over the voxels with weight, within the structure's box (numpy's pairwise sum, not a
     BLAS dot, so that the result does not depend on the number of threads)."""
-    inside = structure.box > 0
-    return float(np.sum(structure.box[inside].astype(np.float64) * values[structure.slices][inside]))
+    return float(sum(np.sum(w * v) for w, v in _weighted_parts(values, structure)))
 
 
 def _weighted_stats(values: np.ndarray, structure: Structure) -> tuple[float, float, float]:
-    inside = structure.box > 0
-    w = structure.box[inside].astype(np.float64)
-    v = values[structure.slices][inside].astype(np.float64)
-    return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
+    """Weighted mean, minimum and maximum over the voxels with weight."""
+    total = weight = 0.0
+    low, high = np.inf, -np.inf
+    for w, v in _weighted_parts(values, structure):
+        if v.size:
+            total, weight = total + np.sum(w * v), weight + np.sum(w)
+            low, high = min(low, v.min()), max(high, v.max())
+    return float(total / weight), float(low), float(high)
 
 
 def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],

@@ -20,8 +20,9 @@ __all__ = ["Segment", "Segmentation", "read_segmentation", "write_segmentation"]
 
 
 def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
-    """Label values as the smallest unsigned type that holds them all (uint16, or uint32 above 65535):
-    a narrowing cast would wrap labels around and merge segments silently."""
+    """Label values as the smallest unsigned type that holds them all (uint8, uint16 above 255, uint32 above
+    65535: a quarter of a float32 grid in the usual case): a narrowing cast would wrap labels around and merge
+    segments silently."""
     if array.size == 0:
         raise SIRTInputError(f"{path} holds no voxels")
     low, high = array.min(), array.max()
@@ -29,7 +30,7 @@ def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
         raise SIRTInputError(f"{path} has negative label values (down to {low}); labels must be 0 (background) or positive integers")
     if high > np.iinfo(np.uint32).max:
         raise SIRTInputError(f"{path} has label value {high}, above the largest supported ({np.iinfo(np.uint32).max})")
-    dtype = np.uint16 if high <= np.iinfo(np.uint16).max else np.uint32
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32) if high <= np.iinfo(t).max)
     return array.astype(dtype, copy=False)
 
 

@@ -177,3 +177,20 @@ def test_bed_map_has_no_gaps_at_edges_and_the_tumour_wins_in_its_liver(tmp_path)
     assert partial.any() and expect_tumour[partial].all()
     liver_only = (t == 0) & (result.structures["liver"].weights > 0) & (dose > 0)
     assert liver_only.any() and expect_liver[liver_only].all()
+
+
+def test_lq_parameter_map_of_a_region_is_that_part_of_the_whole_map():
+    """The BED maps are filled slab by slab from the map of each slab: it must equal the slab of the whole map."""
+    from SIRTDosimetryLib.dose.engine import lq_parameter_map
+    from SIRTDosimetryLib.structures import boxed
+
+    grid = (9, 10, 11)
+    z, y, x = np.indices(grid)
+    big = (((z - 4) ** 2 + (y - 5) ** 2 + (x - 5) ** 2) < 16).astype(np.float32)
+    small = (((z - 6) ** 2 + (y - 5) ** 2 + (x - 7) ** 2) < 3).astype(np.float32) * 0.5
+    structures = {"liver": boxed("liver", big, (0, 0, 0), grid, 100.0, 1.0), "tumour": boxed("tumour", small, (0, 0, 0), grid, 2.0, 1.0)}
+    whole = lq_parameter_map(structures, ["liver", "tumour"])
+    assert set(np.unique(whole)) == {-1, 0, 1}
+    assert np.all(whole[small > 0] == 1)  # the smaller structure wins where they overlap
+    for region in [(slice(0, 3), slice(0, 10), slice(0, 11)), (slice(5, 9), slice(2, 7), slice(6, 11)), (slice(8, 9), slice(0, 1), slice(0, 1))]:
+        np.testing.assert_array_equal(lq_parameter_map(structures, ["liver", "tumour"], region=region), whole[region])

@@ -178,3 +178,18 @@ def test_bed_limits():
 def test_lq_parameters_must_be_positive(ab, trep):
     with pytest.raises(SIRTInputError):
         LQParameters(ab, trep)
+
+
+def test_calibration_report_gives_the_factor_and_total_of_calibrate():
+    """The engine takes the calibration as one factor (no activity array): it must be calibrate's, in both modes."""
+    from SIRTDosimetryLib.dose.calibration import calibration_report
+
+    counts = np.random.default_rng(1).uniform(0, 100, size=(4, 5, 6)).astype(np.float32)
+    voi = np.zeros(counts.shape)
+    voi[1:3] = 0.5
+    for cal, weights in ((AbsoluteCalibration(units="kbq_per_ml"), None), (RelativeCalibration(administered_activity_bq=2e9), voi)):
+        activity, report = calibrate(counts, 0.1, cal, Y90, weights)
+        alone = calibration_report(counts, 0.1, cal, Y90, None if weights is None else float(np.sum(counts * weights, dtype=np.float64)))
+        assert alone == report
+        np.testing.assert_allclose(activity, counts * alone.bq_per_voxel_value, rtol=1e-6)
+        assert alone.total_activity_in_image_bq == pytest.approx(float(np.sum(activity, dtype=np.float64)), rel=1e-6)
