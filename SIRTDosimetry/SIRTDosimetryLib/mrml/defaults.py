@@ -98,7 +98,7 @@ GUI_LABELS: dict[str, str] = {
     "--scan-time": "'Scan time'",
     "--camera-factor-cps-per-mbq": "'Camera factor'",
     "--acquisition-duration-s": "'Acquisition duration'",
-    "--administered-activity-gbq": "'Administered activity'",
+    "--administered-activity-gbq": "the administered activity ('Administered activity', GBq)",
     "--lung-shunt-fraction": "'Lung shunt fraction'",
     "--residual-fraction": "'Residual fraction'",
     "--calibration-voi": "'Calibration VOI'",
