@@ -77,3 +77,40 @@ def first_apply_settings(activity_node, segmentation_node, units: str | None) ->
         suggested["calibration_voi"] = [liver]
     return suggested
 
+
+GUI_LABELS: dict[str, str] = {
+    "--mode relative": "relative calibration",
+    "--mode absolute": "absolute calibration",
+    "--mode": "'Calibration'",
+    "--method": "'Method'",
+    "--kernel": "'Kernel'",
+    "--radionuclide": "'Radionuclide'",
+    "--half-life-h": "'Half-life'",
+    "--density": "'Tissue density'",
+    "--segment-density": "'Segment densities'",
+    "--ct": "'CT for density'",
+    "--hu-density-table": "'HU-density table'",
+    "--partial-voxels": "'Partial voxels'",
+    "--segments": "'Report segments'",
+    "--clamp-negative": "'Negative voxels to zero'",
+    "--units": "'Image units'",
+    "--administration-time": "'Administration time'",
+    "--scan-time": "'Scan time'",
+    "--camera-factor-cps-per-mbq": "'Camera factor'",
+    "--acquisition-duration-s": "'Acquisition duration'",
+    "--administered-activity-gbq": "'Administered activity'",
+    "the administered activity (GBq)": "'Administered activity'",  # the dose-parameter builder's wording
+    "--lung-shunt-fraction": "'Lung shunt fraction'",
+    "--residual-fraction": "'Residual fraction'",
+    "--calibration-voi": "'Calibration VOI'",
+    "--lungs-in-voi": "'Lungs in VOI'",
+    "--bed-params": "'Tumour segments' / 'Normal liver segments'",
+}
+"""``sirt dose`` options and the SIRT Dosimetry controls that set them (longest first when replacing)."""
+
+
+def in_gui_words(message: str) -> str:
+    """A validation message written for the command line, with each option replaced by its control."""
+    for option in sorted(GUI_LABELS, key=len, reverse=True):
+        message = message.replace(option, GUI_LABELS[option])
+    return message

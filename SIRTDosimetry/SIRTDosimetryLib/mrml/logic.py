@@ -132,33 +132,38 @@ class DoseSettings:
         ``volume_units`` are the activity volume's own units, used when ``units`` is ``auto``.
         """
         relative = self.calibration_mode == "relative"
-        params = build_dose_parameters(
-            self.calibration_mode,
-            units=volume_units if self.units == "auto" else self.units,
-            administration_time=self.administration_time,
-            scan_time=self.scan_time,
-            camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
-            acquisition_duration_s=self.acquisition_duration_s or None,
-            administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,
-            calibration_voi=self.calibration_voi,
-            lung_shunt_fraction=self.lung_shunt_fraction,
-            residual_fraction=self.residual_fraction,
-            lungs_in_voi=self.lungs_in_voi,
-            method=self.method,
-            kernel=self.kernel,
-            radionuclide=self.radionuclide,
-            half_life_h=self.half_life_h or None,
-            density_g_per_ml=self.density_g_per_ml,
-            segment_densities=self.segment_densities,
-            partial_voxels=self.partial_voxels,
-            clamp_negative=self.clamp_negative,
-            radiobiology=[f"{name}=normal_liver" for name in self.normal_liver_segments]
-            + [f"{name}=tumour" for name in self.tumour_segments],
-            hu_density_table=self.hu_density_table.strip() or None,
-            segments=self.segments,
-            # the lung dose of the results (partition model) with the conventional lung mass
-            lung_mass_g=CONVENTIONAL_LUNG_MASS_G if relative and self.lung_shunt_fraction > 0 and not self.lungs_in_voi else None,
-        )
+        try:
+            params = build_dose_parameters(
+                self.calibration_mode,
+                units=volume_units if self.units == "auto" else self.units,
+                administration_time=self.administration_time,
+                scan_time=self.scan_time,
+                camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
+                acquisition_duration_s=self.acquisition_duration_s or None,
+                administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,
+                calibration_voi=self.calibration_voi,
+                lung_shunt_fraction=self.lung_shunt_fraction,
+                residual_fraction=self.residual_fraction,
+                lungs_in_voi=self.lungs_in_voi,
+                method=self.method,
+                kernel=self.kernel,
+                radionuclide=self.radionuclide,
+                half_life_h=self.half_life_h or None,
+                density_g_per_ml=self.density_g_per_ml,
+                segment_densities=self.segment_densities,
+                partial_voxels=self.partial_voxels,
+                clamp_negative=self.clamp_negative,
+                radiobiology=[f"{name}=normal_liver" for name in self.normal_liver_segments]
+                + [f"{name}=tumour" for name in self.tumour_segments],
+                hu_density_table=self.hu_density_table.strip() or None,
+                segments=self.segments,
+                # the lung dose of the results (partition model) with the conventional lung mass
+                lung_mass_g=CONVENTIONAL_LUNG_MASS_G if relative and self.lung_shunt_fraction > 0 and not self.lungs_in_voi else None,
+            )
+        except SIRTInputError as exc:  # the builder's validation, reworded for the GUI's controls
+            from .defaults import in_gui_words
+
+            raise SIRTInputError(in_gui_words(str(exc))) from None
         if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
             raise SIRTInputError(
                 "absolute calibration needs the image units: choose them (Bq/mL, kBq/mL, MBq/mL or counts); "
@@ -393,7 +398,9 @@ def compute_dose_from_nodes(
         steps(0.25, "Computing the dose")
 
         def numerical_work():
-            dose = compute_dose(activity, segmentation, params, ct=ct) if ct is not None else compute_dose(activity, segmentation, params)
+            # Monte Carlo checks ``cancel`` and stops its workers; its progress is not reported from this
+            # worker thread (the GUI's progress bar belongs to the main thread).
+            dose = compute_dose(activity, segmentation, params, ct=ct, cancel=cancel)
             return dose, (analyse_dose(dose, params) if with_dvh else None)
 
         result, analysis = run(numerical_work)
@@ -570,7 +577,8 @@ def _needed_segments(params: DoseParameters) -> list[str] | None:
     if params.segments is None:
         return None
     voi = getattr(params.calibration, "calibration_voi", ())
-    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    mc_targets = params.monte_carlo.target_segments if params.monte_carlo is not None else ()
+    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *mc_targets]))
 
 
 def _link(dose, activity_node, segmentation_node, table, provenance, params: DoseParameters | None) -> None:
