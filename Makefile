@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_vsv.py
 	$(VENV)/bin/python bench/bench_features.py
 	$(VENV)/bin/python bench/bench_study.py
+	$(VENV)/bin/python bench/bench_mc.py
 
 clean:
 	rm -rf $(VENV) demo_output
