@@ -9,7 +9,6 @@ from SIRTDosimetryLib.dose.kernels import build_kernel_from_dpk
 from SIRTDosimetryLib.dose.lung_kernel import LADDER_RATIO, density_ladder, ladder_weights, vsv_lung_dose_gy
 from SIRTDosimetryLib.dose.mc_materials import MC_MATERIALS, material_indices
 from SIRTDosimetryLib.dose.vsv import density_corrected, vsv_dose_gy
-from SIRTDosimetryLib.testing.mc_phantoms import liver_lung_slab
 
 SPACING = (2.0, 2.0, 2.0)
 
