@@ -12,13 +12,13 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosiomicsLib import cli as dosiomics_cli
 from SIRTResponseLib import cli as response_cli
 
-from . import __version__, demo
+from . import __version__, demo, run
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report an interrupted command
 
 # Registration order is the order of ``sirt --help``: the patient chain, then the chains above it.
-REGISTRARS = (dosimetry_cli.register, dosiomics_cli.register, response_cli.register, demo.register)
+REGISTRARS = (dosimetry_cli.register, dosiomics_cli.register, response_cli.register, run.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@
 Outputs (written together or not at all, see ``io.writers.commit_outputs``):
 ``dvh.csv`` (long format: structure, quantity, level_gy, cumulative and differential volumes),
 ``constraints.csv`` and ``constraints.json`` (one row/object per structure; names in
-docs/dose-volume.md), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
+docs/dose-volume.md), ``constraints_wide.csv`` (one row for the patient: ``<structure>_<constraint>``), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
 and with ``--planned-dose``: ``dose_difference_gy.nrrd``, ``comparison.csv``,
 ``isodose_dice.csv`` and ``dvh_comparison.png``.
 """
@@ -19,13 +19,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.comparison import dose_difference, feature_differences, isodose_dice, resample_like, same_grid
-from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar
+from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar, wide_constraints_table
 from ..analysis.derived import DEFAULT_HEALTHY_LIVER_MARGIN_MM, DEFAULT_MIN_LESION_VOLUME_ML, DEFAULT_THRESHOLD_FRACTION
 from ..analysis.dose_volume import DoseVolumeOptions, DoseVolumeResult, ThresholdSpec, analyse_dose_volume, constraints_document
 from ..analysis.dvh import DEFAULT_BIN_WIDTH_GY, DVH_CSV_COLUMNS, DX_METHODS, dvh_from_sample, dvh_rows
 from ..analysis.plots import plot_dvhs
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
+from ..io.rtdose import read_dose_map
 from ..io.volumes import read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import Y90
@@ -45,13 +46,14 @@ def add_parser(subparsers) -> None:
         description="Dose-volume analysis of a dose map (e.g. from 'sirt dose') with a segmentation: DVH and BED-volume "
         "histograms, the constraints used as dosiomics features, derived structures and per-lesion tables.",
     )
-    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA), e.g. dose_gy.nrrd of 'sirt dose'")
-    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA or DICOM RT Dose), e.g. dose_gy.nrrd of 'sirt dose'")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
-    p.add_argument("--segments", action="append", help="segments (names or globs) to analyse (default all): repeatable, or "
-                   'comma-separated with a name holding a comma in double quotes')
+    p.add_argument("--segments", action="append", help="segments to analyse (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated with a name holding a comma in double quotes')
+    p.add_argument("--patient-id", help="patient id of the one-row table constraints_wide.csv (default: the dose file's folder name)")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
     s = p.add_argument_group("structures")
     s.add_argument("--tumours", action="append", metavar="PATTERN", help="tumour structures (names or globs, repeatable; default: names containing tumor/tumour/lesion)")
@@ -206,8 +208,8 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
             if (args.output / name).exists():
                 raise SIRTInputError(f"output {args.output / name} already exists; choose another folder or pass --overwrite")
     labels = label_names(args.labels)
-    dose = read_image(args.dose)
-    bed = read_image(args.bed) if args.bed else None
+    dose = read_dose_map(args.dose)
+    bed = read_dose_map(args.bed) if args.bed else None
     counts = read_image(args.counts) if args.counts else None
     for image, what in ((bed, "BED"), (counts, "counts")):  # checked again in analyse_dose_volume; here before the slow read
         if image is not None and not same_grid(image, dose):
@@ -217,12 +219,14 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
 
     inputs = {"dose": args.dose, "segmentation": args.segmentation, "bed": args.bed, "counts": args.counts, "planned_dose": args.planned_dose}
     parameters = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
-    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
+    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_wide_csv": "constraints_wide.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
     writers = {}
     dose_dvhs = [d for d in result.dvhs if d.quantity == "dose"]
     bed_dvhs = [d for d in result.dvhs if d.quantity == "bed"]
     writers["dvh.csv"] = partial(write_csv, DVH_CSV_COLUMNS, dvh_rows(result.dvhs))
     writers["constraints.csv"] = partial(write_csv, *constraints_table(result.constraints))
+    patient_id = args.patient_id or Path(args.dose).resolve().parent.name
+    writers["constraints_wide.csv"] = partial(write_csv, *wide_constraints_table(result.constraints, patient_id, result.patient))
     writers["dvh_dose.png"] = partial(plot_dvhs, dose_dvhs, title="Dose-volume histograms")
     if bed_dvhs:
         outputs["dvh_bed_png"] = "dvh_bed.png"

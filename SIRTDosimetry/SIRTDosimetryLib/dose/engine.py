@@ -15,6 +15,7 @@ from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import KNOWN_UNITS, ActivityImage, voxel_volume_ml
 from ..nuclides import Radionuclide, radionuclide
+from ..selection import expand_mapping, select_segments
 from ..structures import Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
@@ -28,7 +29,7 @@ from .calibration import (
 from .density import density_from_ct
 from .ldm import ldm_dose_gy
 from .montecarlo import CancelCheck, MCSettings, ProgressCallback, mc_record, run_monte_carlo
-from .parameters import BED_PRECEDENCES, DoseParameters
+from .parameters import BED_PRECEDENCES, BedPrecedence, DoseParameters
 from .plausibility import (
     LungDose,
     activity_warnings,
@@ -100,7 +101,7 @@ def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dic
         if not clamp:
             raise SIRTInputError(
                 f"the activity image has {counts['negative']} negative and {counts['non_finite']} NaN/infinite voxels; "
-                "pass --clamp-negative (clamp_invalid=True) to set them to zero"
+                "allow setting them to zero (--clamp-negative on the command line, 'Negative voxels to zero' in Slicer)"
             )
         values = np.where(negative | nonfinite, 0.0, values)
     return values, counts
@@ -192,6 +193,29 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
     return None
 
 
+def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
+    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
+    resolved to the segmentation's names."""
+    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
+
+
+def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
+    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
+    name = lambda n: segmentation.segment(n).name  # noqa: E731
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
+        radiobiology={name(k): v for k, v in params.radiobiology.items()},
+        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
+
+
 def compute_dose(
     activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None,
     progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
@@ -201,6 +225,7 @@ def compute_dose(
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     ``progress`` (fraction done) and ``cancel`` are used by the Monte Carlo method, which runs long.
     """
+    params = _with_segment_names(select_in(params, segmentation.names), segmentation)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
