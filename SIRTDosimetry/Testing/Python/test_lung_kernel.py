@@ -64,6 +64,16 @@ def test_materials_follow_density_and_liver_segments():
     assert names == ["air", "lung", "adipose", "liver", "liver", "bone"]
 
 
+def test_transport_box_ignores_faint_activity_for_its_extent():
+    """A SPECT's noise must not stretch the Monte Carlo box over the whole grid."""
+    from SIRTDosimetryLib.dose.montecarlo import transport_box
+
+    tia = np.full((40, 40, 40), 1e-5)
+    tia[18:22, 18:22, 18:22] = 1.0
+    box = transport_box(tia, np.ones(tia.shape), (4.0, 4.0, 4.0))
+    assert [(b.start, b.stop) for b in box] == [(15, 25)] * 3  # 12 mm = 3 voxels around the hot cube
+
+
 @pytest.mark.parametrize("material", [m for m in MC_MATERIALS if m.composition])
 def test_composition_materials_sum_to_one(material):
     assert sum(w for _, w in material.composition) == pytest.approx(1.0, abs=1e-9)
