@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nrrd
 import numpy as np
 import SimpleITK as sitk
 
@@ -51,6 +50,8 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
     if path.is_dir() or is_dicom_file(path):
         return read_dicom_contours(path)
     if path.name.lower().endswith(".nrrd"):
+        import nrrd  # here, not at import: the Slicer module works on segmentation nodes without pynrrd
+
         try:
             header = nrrd.read_header(str(path))
         except Exception as exc:  # pynrrd raises several exception types for a bad header
@@ -61,6 +62,8 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
 
 
 def _read_seg_nrrd(path: Path) -> Segmentation:
+    import nrrd
+
     try:
         data, header = nrrd.read(str(path), index_order="C")
     except Exception as exc:
