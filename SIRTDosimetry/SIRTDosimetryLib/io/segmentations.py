@@ -144,6 +144,8 @@ def write_segmentation(segmentation: Segmentation, path: str | Path) -> None:
     layer, label value), so the file opens in Slicer and in :func:`read_segmentation` alike.
     All layers must share one grid.
     """
+    import nrrd  # here, not at import, as in read_segmentation
+
     first = segmentation.layers[0]
     for layer in segmentation.layers[1:]:
         if (layer.GetSize(), layer.GetSpacing(), layer.GetOrigin(), layer.GetDirection()) != (
