@@ -11,6 +11,7 @@ from SIRTDosiomicsLib import naming
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTResponseLib.labels import binary_labels, build_cohort, load_cohort
 from SIRTResponseLib.strategies import DEFAULT_STRATEGIES, StrategyRules, load_rules
+from SIRTResponseLib.synthetic import synthetic_cohort
 
 
 def test_binary_labels_per_criterion():
@@ -72,8 +73,14 @@ def test_bad_tables_are_refused():
         build_cohort(features, labels, label_column="mrecist")
 
 
-def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme():
-    assert len(DEFAULT_STRATEGIES) == 36
+def test_default_rules_have_44_strategies_36_on_the_published_design():
+    assert len(DEFAULT_STRATEGIES) == 44  # 2 sources x (5 radiomics + 3 dosiomics + 3 DVH subsets) x (with, without clinical)
+    features, _ = synthetic_cohort(n_patients=6, n_features=120)  # CT, SPECT, dose, BED, DVH, clinical; no PET
+    resolved, skipped = StrategyRules().resolve(list(DEFAULT_STRATEGIES), list(features.columns[1:]))
+    assert len(resolved) == 36 and all("pet" in name for name in skipped)
+
+
+def test_default_rules_match_the_dosiomics_naming_scheme():
     columns = {
         naming.feature_column("maa", "ct", "tumour", "glcm", "JointEnergy"): "maa_radiomics_ct",
         naming.feature_column("maa", "spect", "npl", "firstorder", "Mean"): "maa_radiomics_spect",
@@ -81,10 +88,13 @@ def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme()
         naming.feature_column("y90", "bed", "wnl", "glszm", "ZoneEntropy"): "y90_dosiomics_bed",
         naming.dvc_column("y90", "tumour", "dose_mean_gy"): "y90_dvh_dose",
         naming.dvc_column("maa", "tumour", "bed_d70_gy"): "maa_dvh_bed",
+        naming.feature_column("y90", "pet", "tumour", "glcm", "Idm"): "y90_radiomics_pet",
     }
     extra = [
         naming.clinical_column("Child Pugh"),
         naming.dvc_column("y90", "tumour", "tnr_npl"),
+        naming.dvc_column("y90", naming.PATIENT_STRUCTURE, "lsf"),
+        naming.dvc_column("y90", naming.PATIENT_STRUCTURE, "injected_activity_gbq"),
         naming.dvc_column("y90", "tumour", "n_voxels"),
         naming.diagnostics_column("maa", "ct", "tumour", "VoxelNum"),
         naming.error_column("maa", "ct", "tumour"),
@@ -98,8 +108,9 @@ def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme()
         family = strategy.rsplit("_", 1)[0]  # e.g. maa_radiomics: same source and category only
         assert all(s.rsplit("_", 1)[0] == family and strategy.rsplit("_", 1)[1] in s for s in others), others
     assert rules.columns("maa_radiomics_ct+spect+clinical", available) == [*list(columns)[:2], "clinical_child_pugh"]
-    assert rules.columns("y90_dvh_dose", available) == ["y90_dvc_tumour_dose_mean_gy", "y90_dvc_tumour_tnr_npl"]
-    bookkeeping = extra[2:]
+    assert rules.columns("y90_dvh_dose", available) == ["y90_dvc_tumour_dose_mean_gy", "y90_dvc_tumour_tnr_npl", "y90_dvc_patient_lsf", "y90_dvc_patient_injected_activity_gbq"]
+    assert "y90_dvc_patient_lsf" in rules.columns("y90_dvh_bed+clinical", [*available, naming.dvc_column("y90", "tumour", "bed_mean_gy")])
+    bookkeeping = extra[4:]
     assert not any(c in rules.columns(s, available) for s in DEFAULT_STRATEGIES for c in bookkeeping)
 
 
