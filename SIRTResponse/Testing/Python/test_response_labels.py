@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from SIRTDosiomicsLib import naming
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTResponseLib.labels import binary_labels, build_cohort, load_cohort
-from SIRTResponseLib.strategies import DEFAULT_STRATEGIES, StrategyRules, load_rules
+from SIRTResponseLib.strategies import DEFAULT_STRATEGIES, UNUSED_BOOKKEEPING, UNUSED_NO_GROUP, UNUSED_NOT_RUN, StrategyRules, load_rules
 from SIRTResponseLib.synthetic import synthetic_cohort
 
 
@@ -144,3 +145,30 @@ def test_rules_from_json(tmp_path):
     with pytest.raises(SIRTInputError, match="unknown group"):
         load_rules(path)
 
+
+
+SAMPLE_COLUMNS = Path(__file__).resolve().parents[1] / "Data" / "sample_patients_feature_columns.txt"
+
+
+def test_every_column_of_the_sample_patients_feature_table_is_used_or_listed_unused():
+    """The header of a real ``sirt features`` table of the two sample patients (90Y PET and MAA SPECT,
+    dose and BED, DVH constraints with LSF and injected activity, clinical values); see the manifest
+    beside it to regenerate it."""
+    columns = SAMPLE_COLUMNS.read_text().split()
+    assert columns[0] == "patient_id" and len(columns) > 2000
+    available = columns[1:]
+    assert all(naming.parse_column(c).kind != "id" for c in available)  # every name parses with the Dosiomics grammar
+    rules = StrategyRules()
+    resolved, _ = rules.resolve(list(DEFAULT_STRATEGIES), available)
+    unused = rules.unused(available, resolved)
+    used = {c for strategy_columns in resolved.values() for c in strategy_columns}
+    assert used | set(unused) == set(available) and not used & set(unused)
+    assert set(unused.values()) == {UNUSED_BOOKKEEPING}  # only errors, warnings, diagnostics and voxel counts
+    for source in ("maa", "y90"):
+        for value in ("lsf", "injected_activity_gbq"):
+            column = naming.dvc_column(source, naming.PATIENT_STRUCTURE, value)
+            assert column in available and column in resolved[f"{source}_dvh_dose"]
+    pet = [c for c in available if c.startswith("y90_pet_") and naming.parse_column(c).kind == "feature"]
+    assert len(pet) == 321 and set(pet) <= set(resolved["y90_radiomics_pet"])
+    assert rules.unused(available, {"only": resolved["y90_radiomics_pet"]})["y90_dvc_patient_lsf"] == UNUSED_NOT_RUN
+    assert StrategyRules(groups={"pet": "^y90_pet_"}, strategies={"pet": ("pet",)}).unused(available, {})["clinical_age"] == UNUSED_NO_GROUP
