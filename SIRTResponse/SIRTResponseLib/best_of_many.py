@@ -24,7 +24,9 @@ Greasidou & Borboudakis 2018, *Machine Learning* 107:1895–1922): in each of ``
 bootstrap samples of the rows, the model with the best AUC on the in-bag rows is chosen and its
 AUC measured on the out-of-bag rows. The mean of those out-of-bag AUCs estimates the performance of
 "the best model of this study" with the selection included; their percentiles give the interval.
-It needs only the saved out-of-fold predictions.
+It needs only the saved out-of-fold predictions. On small samples it errs low (the out-of-bag rows
+are those the in-bag winner did not fit by chance): for 300 noise models on 30 rows, whose best
+reaches AUC 0.72 in-sample, it gives 0.39 [0.04, 0.67].
 
 Per-lesion data: permutations move whole patients' label vectors between patients with the same
 number of lesions (patients are the exchangeable units; a patient with a unique lesion count keeps

@@ -50,7 +50,7 @@ from .features import SELECTORS
 from .labels import Cohort
 from .metrics import METRICS, auc_score, bootstrap_metrics, delong_test
 from .models import CLASSIFIERS, build_pipeline, param_grid
-from .nested_cv import inner_splits, nested_cv_group, outer_splits
+from .nested_cv import inner_splits, nested_cv_group
 from .strategies import StrategyRules
 
 STUDY_FILE = "study.json"
