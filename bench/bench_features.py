@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "SIRTDosiomics"))
 def patients():
     from SIRTDosimetryLib.data import SAMPLES_DIR
 
-    from SIRTDosiomicsLib.cohort import patient_from_record
+    from SIRTDosiomicsLib.manifest import patient_from_record
 
     p1 = patient_from_record(
         {
@@ -86,7 +86,7 @@ def plain_loop(spec, preset) -> tuple[dict[str, float], dict]:
     from SIRTDosimetryLib.io.volumes import read_activity_image
     from SIRTDosimetryLib.nuclides import radionuclide
 
-    from SIRTDosiomicsLib.cohort import _dose_parameters
+    from SIRTDosiomicsLib.patient import _dose_parameters
     from SIRTDosiomicsLib.extract import bed_functions
     from SIRTDosiomicsLib.presets import percentile_value, pyradiomics_settings
 
@@ -132,7 +132,7 @@ def plain_loop(spec, preset) -> tuple[dict[str, float], dict]:
 
 def hottest_task(spec, preset, repeat: int) -> dict:
     """The slowest single (image, structure) GLCM task of a patient, dense vs sparse MCC, in this process."""
-    from SIRTDosiomicsLib.cohort import prepare_patient
+    from SIRTDosiomicsLib.patient import prepare_patient
     from SIRTDosiomicsLib.extract import run_task
 
     prepared = prepare_patient(spec, preset)
@@ -175,7 +175,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    from SIRTDosiomicsLib.cohort import LocalExecutor, extract_cohort, single_threaded_children, warm_up
+    from SIRTDosimetryLib.parallel import LocalExecutor, single_threaded_children
+    from SIRTDosiomicsLib.cohort import extract_cohort, warm_up
     from SIRTDosiomicsLib.presets import default_preset
 
     try:

@@ -46,11 +46,11 @@ import scipy.signal as signal
 import SimpleITK as sitk
 
 from SIRTDosimetryLib.dose.vsv import padded_shape, vsv_dose_gy
+from SIRTDosimetryLib.nuclides import Y90
 
 ROOT = Path(__file__).resolve().parents[1]
 PET_PATH = ROOT / "SIRTDosimetry" / "SIRTDosimetryLib" / "data" / "samples" / "patient_1_Y90_PET.nrrd"
 RESULTS = ROOT / "bench" / "results" / "vsv.json"
-Y90_HALF_LIFE_S = 64.1 * 3600.0
 SOFT_TISSUE_G_PER_ML = 1.04
 SYNTHETIC_SPACING_MM = (4.8, 4.8, 4.8)
 CASES = {
@@ -71,7 +71,7 @@ def case_input(case: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float, f
         spacing = image.GetSpacing()
         voxel_ml = math.prod(spacing) * 1e-3
         # Permanent implant: Ã = A · T½ / ln 2.
-        tia = sitk.GetArrayFromImage(image) * (voxel_ml * Y90_HALF_LIFE_S / math.log(2.0))
+        tia = sitk.GetArrayFromImage(image) * (voxel_ml * Y90.half_life_s / math.log(2.0))
     else:
         spacing = SYNTHETIC_SPACING_MM
         tia = np.random.default_rng(0).uniform(0.0, 1e10, size=CASES[case])

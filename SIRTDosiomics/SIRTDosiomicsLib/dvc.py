@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from SIRTDosimetryLib.vocabulary import OTHER, ROLE_OF_STRUCTURE
+
 from . import naming
 
-ROLE_OF_STRUCTURE = {"tumour": "tumour", "npl": "normal_liver", "wnl": "normal_liver"}
-"""Constraint roles (which V_x levels, TNR) of the standard structures; other structures are 'other'."""
 
 
 def _number(value: Any) -> float:
@@ -45,7 +45,7 @@ def dose_volume_columns(
     from SIRTDosimetryLib.analysis.derived import AnalysisStructure
 
     structures = {
-        name: AnalysisStructure(name=name, weights=w, role=ROLE_OF_STRUCTURE.get(name, "other"), source="segment")
+        name: AnalysisStructure(name=name, weights=w, role=ROLE_OF_STRUCTURE.get(name, OTHER), source="segment")
         for name, w in weights.items()
     }
     results = compute_constraints(

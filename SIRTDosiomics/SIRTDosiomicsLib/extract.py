@@ -21,23 +21,12 @@ pyradiomics call would use:
 Per-class splitting does not change values: pyradiomics computes each class independently from the
 same cropped image and mask.
 
-**Sparse MCC.** With 1 Gy bins a tumour dose map has hundreds of grey levels, and pyradiomics'
-GLCM Maximal Correlation Coefficient builds Q(i, j) = Σ_k p(i,k) p(j,k) / (p_x(i) p_y(k) + ε) with a
-dense Ng × Ng × 13 product for every k: O(Ng³), most of the time of a dose-map extraction. The GLCM
-of a dose map is sparse (neighbouring voxels have close doses, ~3 % non-zero), so
-:func:`enable_sparse_mcc` replaces that method in the worker by one that adds only the non-zero
-products, with the same operands, in the same order: every element of Q gets the same sequence of
-IEEE additions minus additions of exact zeros (x + 0.0 = x for x ≥ 0), so Q, its eigenvalues and
-MCC are bitwise identical (checked by the tests against the engine's own method). It is installed
-only when the engine's method is the exact source it was verified against
-(:data:`VERIFIED_MCC_SOURCE_SHA256`); any other pyradiomics version keeps its own method.
+**Sparse MCC**: see ``sparse_mcc.py`` (bitwise-identical, much faster GLCM MCC for dose maps).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import inspect
 import logging
 import math
 import time
@@ -48,13 +37,17 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from SIRTDosimetryLib.errors import error_line
+
 from . import naming
+from .masks import StructureMask, grid_key, structure_masks, structure_segments
 from .presets import (
     FEATURE_CLASSES,
     Preset,
     percentile_value,
     pyradiomics_settings,
 )
+from .sparse_mcc import enable_sparse_mcc
 
 TEXTURE_GROUPS: dict[str, tuple[str, ...]] = {
     "glcm": ("glcm",),
@@ -86,83 +79,6 @@ def expected_columns(preset: Preset) -> list[tuple[str, str]]:
     if preset.shape2d:
         pairs += [("shape2D", name) for name in feature_names("shape2D")]
     return pairs
-
-
-# ---------------------------------------------------------------------------------------------
-# Sparse MCC (see the module docstring)
-
-VERIFIED_MCC_SOURCE_SHA256 = "f5c70815cff84ff8e5b6c2bb7d5c228a6dc59180874bff8d5ae368d4a74befd5"
-"""SHA-256 of ``inspect.getsource(RadiomicsGLCM.getMCCFeatureValue)`` in pyradiomics(-bhklab) 3.0.1–3.1.4."""
-
-
-def sparse_mcc_q(P: np.ndarray, px: np.ndarray, py: np.ndarray, eps: float) -> np.ndarray:
-    """pyradiomics' MCC matrix Q (shape (Nv, Ng, Ng, Na)), summing only the non-zero GLCM products.
-
-    Same operands and order as ``RadiomicsGLCM.getMCCFeatureValue``: for each k in increasing order,
-    Q[i, j] += (P[i, k] · P[j, k]) / (p_x[i] · p_y[k] + ε); terms with P[i, k] = 0 or P[j, k] = 0 are
-    exact zeros and are skipped.
-    """
-    Nv, Ng, _, Na = P.shape
-    Q = np.zeros((Nv, Ng, Ng, Na), dtype=np.result_type(P, px, py))
-    for v in range(Nv):
-        for a in range(Na):
-            Pa = P[v, :, :, a]
-            q = Q[v, :, :, a]
-            row_marginal = px[v, :, 0, a]
-            for k in range(Ng):
-                column = Pa[:, k]
-                nz = np.flatnonzero(column)
-                if nz.size == 0:
-                    continue
-                c = column[nz]
-                q[np.ix_(nz, nz)] += (c[:, None] * c[None, :]) / (row_marginal[nz] * py[v, 0, k, a] + eps)[:, None]
-    return Q
-
-
-def _sparse_getMCCFeatureValue(self):
-    Q = sparse_mcc_q(self.P_glcm, self.coefficients["px"], self.coefficients["py"], self.coefficients["eps"])
-    # From here on, pyradiomics' own code, unchanged.
-    Q_eigenValue = np.linalg.eigvals(Q.transpose((0, 3, 1, 2)))
-    Q_eigenValue.sort()
-    if Q_eigenValue.shape[2] < 2:
-        return 1  # flat region
-    MCC = np.sqrt(Q_eigenValue[:, :, -2])
-    return np.nanmean(MCC, 1).real
-
-
-_ORIGINAL_MCC: dict[str, Any] = {}
-
-
-def enable_sparse_mcc(enable: bool = True) -> bool:
-    """Install (or remove) the sparse MCC in this process; returns whether it is active.
-
-    Refuses (returns False) when the installed pyradiomics' method is not the verified source.
-    """
-    from radiomics import glcm
-
-    current = glcm.RadiomicsGLCM.getMCCFeatureValue
-    active = getattr(current, "_sirt_sparse", False)
-    if not enable:
-        if active:
-            glcm.RadiomicsGLCM.getMCCFeatureValue = _ORIGINAL_MCC["method"]
-        return False
-    if active:
-        return True
-    try:
-        source = inspect.getsource(current)
-    except (OSError, TypeError):
-        return False
-    if hashlib.sha256(source.encode()).hexdigest() != VERIFIED_MCC_SOURCE_SHA256:
-        return False
-    _ORIGINAL_MCC["method"] = current
-
-    def getMCCFeatureValue(self):  # noqa: N802 - pyradiomics' naming
-        return _sparse_getMCCFeatureValue(self)
-
-    getMCCFeatureValue.__doc__ = current.__doc__
-    getMCCFeatureValue._sirt_sparse = True
-    glcm.RadiomicsGLCM.getMCCFeatureValue = getMCCFeatureValue
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,11 +170,6 @@ def _largest_slice(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sit
     return out[0], out[1]
 
 
-def _clean_message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
-
-
 def extract_values(image: sitk.Image, mask: sitk.Image, settings: dict, classes: dict[str, list]) -> dict[str, float]:
     """``execute`` pyradiomics on one image/mask; returns ``{"<class>_<feature>": value}``."""
     extractor = _extractor(settings, classes)
@@ -290,24 +201,15 @@ def run_task(task: Task) -> TaskResult:
                 settings2d = {k: v for k, v in task.settings.items() if k not in _LOADING_SETTINGS}
                 values.update(extract_values(image2d, mask2d, settings2d, {"shape2D": []}))
             except Exception as exc:  # the 3D classes can still be fine
-                errors.append(f"shape2D: {_clean_message(exc)}")
+                errors.append(f"shape2D: {error_line(exc)}")
         error = "; ".join(errors) or None
     except Exception as exc:  # pyradiomics raises ValueError/AssertionError/... for degenerate input
-        values, error = {}, f"{task.part}: {_clean_message(exc)}"
+        values, error = {}, f"{task.part}: {error_line(exc)}"
     return TaskResult(task.task_id, values, error, time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------------------------------
 # Planning (reader side)
-
-
-@dataclass
-class StructureMask:
-    """A structure on one image grid: a boolean mask (z, y, x) and its union weights, or why there is none."""
-
-    mask: np.ndarray | None
-    error: str | None = None
-    weights: np.ndarray | None = None  # float32 fraction of each voxel (union of the segments), when known
 
 
 @dataclass
@@ -328,15 +230,6 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
         nonzero = np.flatnonzero(mask.any(axis=other))
         slices.append(slice(int(nonzero[0]), int(nonzero[-1]) + 1))
     return tuple(slices)
-
-
-def _grid_key(image: sitk.Image) -> tuple:
-    return (
-        tuple(image.GetSize()),
-        tuple(round(v, 6) for v in image.GetSpacing()),
-        tuple(round(v, 4) for v in image.GetOrigin()),
-        tuple(round(v, 6) for v in image.GetDirection()),
-    )
 
 
 def _glcm_cost(grey_levels: int, voxels: int) -> float:
@@ -400,7 +293,7 @@ class Planner:
         needs_loading = settings_kind.resample_mm is not None or bool(preset.pyradiomics.get("normalize"))
         image_array = sitk.GetArrayViewFromImage(image)
         cache: dict = {}
-        grid = ("resampled", source, kind) if needs_loading else _grid_key(image)
+        grid = ("resampled", source, kind) if needs_loading else grid_key(image)
         for structure, smask in structures.items():
             pfx = naming.prefix(source, kind, structure)
             info = self.feature_sets.setdefault(pfx, FeatureSetInfo(pfx))
@@ -436,7 +329,7 @@ class Planner:
                     crop.image = np.clip(crop.image, clip[0] if clip[0] is not None else -np.inf,
                                          clip[1] if clip[1] is not None else np.inf)
             except Exception as exc:
-                info.errors.append(_clean_message(exc))
+                info.errors.append(error_line(exc))
                 continue
             inside = crop.image[crop.mask > 0]
             voxels = int(inside.size)
@@ -548,7 +441,7 @@ def one_blas_thread() -> Iterator[None]:
     pyradiomics' GLCM MCC calls ``numpy.linalg.eigvals`` on many small matrices; a multi-threaded
     BLAS (OpenBLAS uses every core by default) makes these calls many times slower, the more so on a
     busy machine (0.7 s → 13 s for two tumours of sample patient 1 on a loaded 2-core machine). The
-    cohort's workers run with one thread (``cohort.single_threaded_children``); here, in the calling
+    cohort's workers run with one thread (``SIRTDosimetryLib.parallel.single_threaded_children``); here, in the calling
     process (Slicer's, or ``sirt features --image``), the limit is set for the extraction only and restored
     afterwards. Values do not change.
     """
@@ -564,62 +457,6 @@ def one_blas_thread() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------
 # Convenience API for one image
-
-
-def masks_from_segmentation(segmentation, reference: sitk.Image, structures: dict[str, tuple[str, ...]],
-                            mask_mode: str = "majority") -> dict[str, StructureMask]:
-    """Map named segments onto ``reference`` and combine them per structure (union).
-
-    A structure whose segments cannot be mapped (absent, empty, outside the image) gets an error
-    instead of a mask; the others are unaffected.
-    """
-    from SIRTDosimetryLib.structures import map_segments
-
-    mode = "fraction" if mask_mode == "majority" else "center"
-    if all(_grid_key(layer) == _grid_key(reference) for layer in segmentation.layers):
-        # Same grid (a CT and its own segmentation): every voxel is fully in or out, so the centre
-        # rule gives exactly the majority masks, without supersampling a 512² grid 27 times.
-        mode = "center"
-    failures: dict[str, str] = {}
-    canonical: dict[str, tuple[str, ...]] = {}
-    for structure, names in structures.items():
-        found = []
-        for name in names:
-            try:
-                found.append(segmentation.segment(name).name)
-            except Exception as exc:
-                failures[name] = _clean_message(exc)
-                found.append(name)
-        canonical[structure] = tuple(found)
-    wanted = list(dict.fromkeys(n for names in canonical.values() for n in names if n not in failures))
-    mapped: dict[str, Any] = {}
-    try:
-        mapped = map_segments(segmentation, reference, wanted, mode=mode)
-    except Exception:
-        for name in wanted:  # isolate the failing segment(s)
-            try:
-                mapped.update(map_segments(segmentation, reference, [name], mode=mode))
-            except Exception as exc:
-                failures[name] = _clean_message(exc)
-    return combine_structures(canonical, {k: v.weights for k, v in mapped.items()}, failures, mask_mode)
-
-
-def combine_structures(structures: dict[str, tuple[str, ...]], weights: dict[str, np.ndarray], failures: dict[str, str],
-                       mask_mode: str = "majority") -> dict[str, StructureMask]:
-    """Structure masks from per-segment weights: union weight clip(Σw, 0, 1), then ≥ 0.5 (majority) or > 0 (center)."""
-    out: dict[str, StructureMask] = {}
-    for structure, names in structures.items():
-        bad = [failures[n] if n in failures[n] else f"{n!r}: {failures[n]}" for n in names if n in failures]
-        if bad:
-            out[structure] = StructureMask(None, "; ".join(bad))
-            continue
-        if not names:
-            out[structure] = StructureMask(None, "no segment named for this structure")
-            continue
-        union = np.clip(sum(weights[n].astype(np.float32) for n in names), 0.0, 1.0)
-        mask = union >= 0.5 if mask_mode == "majority" else union > 0
-        out[structure] = StructureMask(mask, None, union)
-    return out
 
 
 def lq_for(preset: Preset, structure: str):
@@ -646,18 +483,6 @@ def bed_functions(preset: Preset, structures, half_life_h: float):
         if lq is not None:
             out[structure] = (lambda values, lq=lq: bed_gy(values, lq, half_life_h))
     return out
-
-
-def structure_roles(structures: dict[str, str | tuple[str, ...] | list[str]]) -> dict[str, tuple[str, ...]]:
-    """``{"Tumor": "Tumor 1"}`` → ``{"tumour": ("Tumor 1",)}``: structure tokens and their segment names."""
-    return {naming.structure_token(k): ((v,) if isinstance(v, str) else tuple(v)) for k, v in structures.items()}
-
-
-def structure_masks(image: sitk.Image, segmentation, roles: dict[str, tuple[str, ...]], preset: Preset) -> dict[str, StructureMask]:
-    """The structures' masks on ``image``'s grid, from a ``Segmentation`` or a dict of boolean masks."""
-    if isinstance(segmentation, dict):
-        return {naming.structure_token(k): StructureMask(np.asarray(v, dtype=bool)) for k, v in segmentation.items()}
-    return masks_from_segmentation(segmentation, image, roles, preset.mask_mode)
 
 
 def plan_image_features(planner: Planner, image: sitk.Image, masks: dict[str, StructureMask], kind: str, source: str,
@@ -701,7 +526,7 @@ def extract_image_features(
     kind = naming.image_token(kind)
     source = naming.source_token(source)
     image = sitk.Cast(image, sitk.sitkFloat64)
-    masks = structure_masks(image, segmentation, structure_roles(structures), preset)
+    masks = structure_masks(image, segmentation, structure_segments(structures), preset)
     planner = Planner(preset, sparse_mcc=sparse_mcc)
     plan_image_features(planner, image, masks, kind, source, half_life_h)
     return assemble(preset, planner.feature_sets, run_serial(planner.tasks))

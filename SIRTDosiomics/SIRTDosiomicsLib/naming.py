@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from SIRTDosimetryLib.vocabulary import STANDARD_STRUCTURES, STRUCTURE_ALIASES  # noqa: F401 - part of the column grammar
+
 SOURCES: tuple[str, ...] = ("maa", "y90")
 """Study tokens: pre-treatment 99mTc-MAA and post-treatment 90Y imaging."""
 
@@ -47,10 +49,7 @@ SOURCE_ALIASES: dict[str, str] = {
 }
 
 IMAGE_KINDS: tuple[str, ...] = ("ct", "spect", "pet", "dose", "bed")
-STANDARD_STRUCTURES: tuple[str, ...] = ("tumour", "npl", "wnl")
-"""Tumour, normal perfused liver, whole normal liver: the three structures of the published protocol."""
-
-STRUCTURE_ALIASES: dict[str, str] = {"tumor": "tumour", "tumours": "tumour", "tumors": "tumour"}
+# The structure tokens (tumour, npl, wnl) and their aliases are the dosimetry module's vocabulary.
 
 ID_COLUMN = "patient_id"
 PATIENT_ERROR_COLUMN = "patient_error"

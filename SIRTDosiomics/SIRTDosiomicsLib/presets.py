@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from SIRTDosimetryLib.vocabulary import ROLE_OF_STRUCTURE
+
 from .naming import SOURCES, STANDARD_STRUCTURES, image_token, source_token, structure_token
 
 DEFAULT_PRESET_NAME = "sirt-dosiomics-2025"
@@ -117,7 +119,7 @@ class Preset:
     upper_gy: dict[str, dict[str, float]] = field(default_factory=lambda: copy.deepcopy(PUBLISHED_UPPER_GY))
     bed_upper_gy: str | dict[str, dict[str, float]] = "same"  # "same" (dose table), "lq" (dose table through LQ), or a table
     lq: dict[str, str | tuple[float, float]] = field(
-        default_factory=lambda: {"tumour": "tumour", "npl": "normal_liver", "wnl": "normal_liver"}
+        default_factory=lambda: dict(ROLE_OF_STRUCTURE)  # each standard structure gets its role's LQ preset
     )
     classes: tuple[str, ...] = FEATURE_CLASSES
     shape2d: bool = False

@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 DEFAULT_PERMUTATIONS = 99
 DEFAULT_STOP_AFTER = 10
@@ -94,6 +93,8 @@ class SelectionAwareAUC:
 
 
 def _midranks(scores: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata  # here, so that building the 'sirt' parser (defaults above) stays light
+
     return rankdata(scores, axis=1, method="average")
 
 

@@ -15,34 +15,33 @@ The models of one (strategy, selector) run together (:func:`run_model_group`): t
 classifier are fitted once per split and shared by every classifier and grid point
 (:mod:`.nested_cv`), and memoised in ``<folder>/cache``.
 
-:func:`run_study` runs every model of the study in parallel — local processes (joblib/loky) or a
-Dask cluster (joblib's Dask backend) — and saves each model's out-of-fold predictions to
-``<folder>/models/<model id>.json`` as soon as it finishes. Rerunning the same study in the same
-folder reuses the saved models, so an interrupted study resumes where it stopped; a folder that
-holds a study with other settings or another cohort is refused. Metrics with bootstrap intervals
-and DeLong tests are computed afterwards from the saved predictions (:func:`results_table`).
+:func:`run_study` runs every model of the study in parallel — local processes or a Dask cluster,
+through the shared engine of ``SIRTDosimetryLib.parallel`` — and saves each model's out-of-fold
+predictions to ``<folder>/models/<model id>.json`` (its result store) as soon as it finishes.
+Rerunning the same study in the same folder reuses the saved models, so an interrupted study
+resumes where it stopped; a folder that holds a study with other settings or another cohort is
+refused. Metrics with bootstrap intervals and DeLong tests are computed afterwards from the saved
+predictions (:func:`results_table`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Memory, Parallel, delayed, parallel_config
+from joblib import Memory
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, write_json_atomic
 from SIRTDosimetryLib.provenance import to_jsonable
 
 from .best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER, StudyNull, permuted_labels, sequential_done
@@ -58,6 +57,8 @@ MODELS_DIR = "models"
 CACHE_DIR = "cache"
 NULL_DIR = "null"
 NULL_SEED_OFFSET = 7919  # the study-level null's permutations are drawn from their own stream
+MODEL_SCHEMA = "slicer-sirt/response-model/1"
+NULL_SCHEMA = "slicer-sirt/response-null/1"
 
 
 @dataclass(frozen=True)
@@ -206,30 +207,19 @@ def check_cohort(cohort: Cohort, config: StudyConfig) -> None:
 
 def task_fingerprint(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConfig) -> str:
     """SHA-256 of everything that determines one model's predictions."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"spec": asdict(spec), "settings": config.settings(), "columns": columns, "rows": cohort.row_ids}).encode())
-    digest.update(np.ascontiguousarray(cohort.features[columns].to_numpy(dtype=float)).tobytes())
-    digest.update(cohort.y.astype(np.int64).tobytes())
-    digest.update("\0".join(map(str, cohort.groups)).encode())
-    return digest.hexdigest()
+    return task_key(
+        {"spec": asdict(spec), "settings": config.settings(), "columns": columns, "rows": cohort.row_ids},
+        np.ascontiguousarray(cohort.features[columns].to_numpy(dtype=float)).tobytes(),
+        cohort.y.astype(np.int64).tobytes(),
+        "\0".join(map(str, cohort.groups)).encode(),
+    )
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON through a temporary file in the same folder, so a killed run leaves no half file."""
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+def _saved_outcome(store: ResultStore, spec: ModelSpec, fingerprint: str) -> ModelOutcome | None:
+    saved = store.load(spec.id, fingerprint)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(to_jsonable(data), stream, allow_nan=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _read_outcome(path: Path) -> ModelOutcome | None:
-    try:
-        return ModelOutcome(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        return ModelOutcome(**saved) if isinstance(saved, dict) else None
+    except TypeError:
         return None
 
 
@@ -250,19 +240,6 @@ def _prepare_folder(folder: Path, cohort: Cohort, config: StudyConfig, overwrite
             shutil.rmtree(folder / NULL_DIR, ignore_errors=True)
     (folder / MODELS_DIR).mkdir(exist_ok=True)
     write_json_atomic(study_file, header)
-
-
-def _execute(calls: list, n_jobs: int, dask_address: str | None) -> Iterator:
-    """Results of delayed calls in completion order, locally or on a Dask cluster."""
-    if not calls:
-        return
-    if dask_address:
-        from distributed import Client  # only needed with a cluster
-
-        with Client(dask_address), parallel_config(backend="dask"):
-            yield from Parallel(n_jobs=-1, return_as="generator_unordered")(calls)
-    else:
-        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)
 
 
 @dataclass
@@ -309,9 +286,10 @@ def run_study(
     specs = [ModelSpec(s, sel, clf) for s in columns for sel in config.selectors for clf in config.classifiers]
     outcomes: dict[str, ModelOutcome] = {}
     fingerprints = {spec.id: task_fingerprint(spec, cohort, columns[spec.strategy], config) for spec in specs}
+    store = ResultStore(folder / MODELS_DIR, MODEL_SCHEMA)
     for spec in specs:
-        saved = _read_outcome(folder / MODELS_DIR / f"{spec.id}.json")
-        if saved is not None and saved.fingerprint == fingerprints[spec.id]:
+        saved = _saved_outcome(store, spec, fingerprints[spec.id])
+        if saved is not None:
             outcomes[spec.id] = saved
     todo = [spec for spec in specs if spec.id not in outcomes]
     n_reused = len(outcomes)
@@ -321,15 +299,15 @@ def run_study(
         tasks.setdefault((spec.strategy, spec.selector), []).append(spec.classifier)
     cache = folder / CACHE_DIR
     calls = [
-        delayed(run_model_group)(strategy, selector, tuple(classifiers), matrices[strategy], cohort.y, groups, columns[strategy], config, cache)
+        (strategy, selector, tuple(classifiers), matrices[strategy], cohort.y, groups, columns[strategy], config, cache)
         for (strategy, selector), classifiers in tasks.items()
     ]
     done = 0
-    for group in _execute(calls, n_jobs, dask_address):
+    for group in map_unordered(run_model_group, calls, n_jobs, dask_address):
         for outcome in group:
             done += 1
             outcome.fingerprint = fingerprints[outcome.id]
-            write_json_atomic(folder / MODELS_DIR / f"{outcome.id}.json", outcome)
+            store.save(outcome.id, outcome.fingerprint, outcome)
             outcomes[outcome.id] = outcome
             if progress is not None:
                 progress(outcome, done, len(todo))
@@ -431,8 +409,8 @@ def permutation_check(
     rng = np.random.default_rng(config.seed + 12345)
     X = cohort.features[columns].to_numpy(dtype=float)
     groups = cohort.groups if cohort.grouped else None
-    calls = [delayed(_permuted_auc)(outcome.spec, X, permuted_labels(cohort.y, groups, 1, rng)[:, 0], groups, columns, config) for _ in range(n_permutations)]
-    null = [a for a in _execute(calls, n_jobs, dask_address) if np.isfinite(a)]
+    calls = [(outcome.spec, X, permuted_labels(cohort.y, groups, 1, rng)[:, 0], groups, columns, config) for _ in range(n_permutations)]
+    null = [a for a in map_unordered(_permuted_auc, calls, n_jobs, dask_address) if np.isfinite(a)]
     if not null:
         raise SIRTInputError(f"the permutation check of {outcome.id} failed on every permutation")
     p_value = (1 + sum(a >= observed_auc for a in null)) / (1 + len(null))
@@ -472,40 +450,32 @@ def study_null(
     for outcome in result.outcomes.values():
         tasks.setdefault((outcome.strategy, outcome.selector), []).append(outcome.classifier)
     matrices = {s: cohort.features[c].to_numpy(dtype=float) for s, c in result.columns.items()}
-    key = hashlib.sha256("\0".join(sorted(o.fingerprint or o.id for o in result.outcomes.values())).encode()).hexdigest()
-    null_dir = Path(folder) / NULL_DIR
-    null_dir.mkdir(parents=True, exist_ok=True)
+    models = sorted(o.fingerprint or o.id for o in result.outcomes.values())
+    store = ResultStore(Path(folder) / NULL_DIR, NULL_SCHEMA)
     rng = np.random.default_rng(result.config.seed + NULL_SEED_OFFSET)
     null_best: list[float] = []
     if progress is not None:
         progress(0, None)
     while not sequential_done(null_best, observed, stop_after, max_permutations):
         y = permuted_labels(cohort.y, groups, 1, rng)[:, 0]
-        path = null_dir / f"permutation_{len(null_best):04d}.json"
-        saved = _read_json(path)
-        if saved is not None and saved.get("key") == key and saved.get("labels") == y.tolist():
+        name, key = f"permutation_{len(null_best):04d}", task_key({"models": models, "labels": y.tolist()})
+        saved = store.load(name, key)
+        if isinstance(saved, dict) and "best_auc" in saved:
             best = float(saved["best_auc"])
         else:
             calls = [
-                delayed(run_model_group)(strategy, selector, tuple(classifiers), matrices[strategy], y, groups, result.columns[strategy], result.config)
+                (strategy, selector, tuple(classifiers), matrices[strategy], y, groups, result.columns[strategy], result.config)
                 for (strategy, selector), classifiers in tasks.items()
             ]
-            aucs = [auc_score(y, o.scores) for group in _execute(calls, n_jobs, dask_address) for o in group if o.status == "ok"]
+            aucs = [auc_score(y, o.scores) for group in map_unordered(run_model_group, calls, n_jobs, dask_address) for o in group if o.status == "ok"]
             if not aucs:
                 raise SIRTInputError("no model could be fitted on permuted labels; the study-level null cannot be computed")
             best = float(np.nanmax(aucs))
-            write_json_atomic(path, {"key": key, "labels": y.tolist(), "best_auc": best, "n_models": len(aucs)})
+            store.save(name, key, {"best_auc": best, "n_models": len(aucs)})
         null_best.append(best)
         if progress is not None:
             progress(len(null_best), best)
     return StudyNull(len(ok), observed, np.array(null_best), max_permutations, stop_after, time.perf_counter() - start)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def refit(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConfig):

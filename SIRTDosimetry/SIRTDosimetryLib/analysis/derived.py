@@ -24,9 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SIRTInputError
-
-ROLES: tuple[str, ...] = ("tumour", "normal_liver", "other")
-"""Roles decide which constraints a structure gets (normal-liver V20..V90, tumour TNR)."""
+from ..vocabulary import NORMAL_LIVER, OTHER, role
 
 DEFAULT_TUMOUR_PATTERNS: tuple[str, ...] = ("*tumor*", "*tumour*", "*lesion*")
 DEFAULT_THRESHOLD_FRACTION = 0.10
@@ -44,15 +42,17 @@ class AnalysisStructure:
 
     name: str
     weights: np.ndarray
-    role: str = "other"
+    role: str = OTHER  # a role of ``vocabulary.ROLES`` (aliases accepted)
     definition: str = ""
     activity_weights: np.ndarray | None = None
     source: str = "segment"  # segment | derived | threshold | healthy_liver | lesion
     details: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise SIRTInputError(f"structure {self.name!r}: unknown role {self.role!r}; choose one of {', '.join(ROLES)}")
+        try:
+            object.__setattr__(self, "role", role(self.role))
+        except SIRTInputError as error:
+            raise SIRTInputError(f"structure {self.name!r}: {error}") from None
 
     def volume_ml(self, voxel_volume_ml: float) -> float:
         return float(np.sum(self.weights, dtype=np.float64) * voxel_volume_ml)
@@ -166,7 +166,7 @@ def evaluate_expression(expression: str, weights: Mapping[str, np.ndarray]) -> t
     return result, " ".join(expanded)
 
 
-def derive(name: str, expression: str, weights: Mapping[str, np.ndarray], role: str = "other") -> AnalysisStructure:
+def derive(name: str, expression: str, weights: Mapping[str, np.ndarray], role: str = OTHER) -> AnalysisStructure:
     """A derived structure such as ``normal perfused liver = perfused volume - Tumor*``."""
     w, definition = evaluate_expression(expression, weights)
     require_nonempty(w, name, definition)
@@ -242,7 +242,7 @@ def healthy_liver(
     return AnalysisStructure(
         name,
         weights,
-        "normal_liver",
+        NORMAL_LIVER,
         f"liver - lesions; activity in liver + {margin_mm:g} mm - lesions",
         activity_weights=activity_weights,
         source="healthy_liver",

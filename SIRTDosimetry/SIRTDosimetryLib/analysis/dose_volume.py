@@ -17,7 +17,9 @@ from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import voxel_volume_ml
 from ..nuclides import Y90
+from ..selection import select_segments
 from ..structures import PartialVoxelMode, map_segments
+from ..vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
 from .comparison import same_grid
 from .constraints import StructureConstraints, compute_constraints, lung_shunt_fraction, patient_features
 from .derived import (
@@ -36,8 +38,6 @@ from .derived import (
 )
 from .dvh import DEFAULT_BIN_WIDTH_GY, DVH, DxMethod, dvh_from_sample
 
-NORMAL_PERFUSED_NAME = "normal perfused liver"
-WHOLE_NORMAL_NAME = "whole normal liver"
 HEALTHY_LIVER_NAME = "healthy liver"
 
 
@@ -116,7 +116,7 @@ def _check_on_grid(image: sitk.Image | None, reference: sitk.Image, what: str) -
 def _segments_needed(options: DoseVolumeOptions, segmentation: Segmentation) -> list[str]:
     if options.segments is None:
         return list(segmentation.names)
-    return resolve_names(options.segments, segmentation.names, "segment")
+    return select_segments(options.segments, segmentation.names, "segment")
 
 
 def _lq_for(structure: AnalysisStructure, options: DoseVolumeOptions) -> LQParameters | None:

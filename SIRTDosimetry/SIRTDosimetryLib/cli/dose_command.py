@@ -7,18 +7,18 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
-from ..dose.density import read_hu_density_table
-from ..dose.engine import DoseParameters, DoseResult, compute_dose
-from ..dose.radiobiology import PRESETS
+from ..dose.engine import DoseResult, compute_dose
+from ..dose.kernels import KERNEL_SOURCES
+from ..dose.parameters import BED_PRECEDENCES, CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters, name_value_pairs
+from ..dose.radiobiology import PRESET_HALF_LIFE_H, PRESETS
 from ..dose.report import dose_summary
-from ..errors import SIRTInputError
+from ..io.rtdose import write_rtdose
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
-from ..io.writers import commit_outputs, write_image, write_json
+from ..io.writers import check_outputs, commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from .arguments import label_names, name_list
 
 
 def add_parser(subparsers) -> None:
@@ -28,22 +28,27 @@ def add_parser(subparsers) -> None:
         description="Compute the absorbed dose map of a 90Y (or 166Ho) microsphere implant.",
     )
     p.add_argument("--activity", required=True, type=Path, help="activity image: NRRD/NIfTI/MHA file or DICOM folder")
-    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
-    p.add_argument("--mode", choices=("absolute", "relative"), required=True, help="activity calibration")
-    p.add_argument("--method", choices=("ldm", "vsv"), default="ldm", help="dose method (default ldm)")
-    p.add_argument("--kernel", choices=("auto", "lanconelli", "dpk"), default="auto", help="VSV kernel source (default auto)")
+    p.add_argument("--mode", choices=CALIBRATION_MODES, required=True, help="activity calibration")
+    p.add_argument("--method", choices=DOSE_METHODS, default="ldm", help="dose method (default ldm)")
+    p.add_argument("--kernel", choices=KERNEL_SOURCES, default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
-    p.add_argument("--half-life-h", type=float, help="physical half-life in hours (default: 64.1 h for 90Y)")
-    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help="tissue density g/mL (default 1.03)")
+    p.add_argument("--half-life-h", type=float, help=f"physical half-life in hours (default: the nuclide's, {RADIONUCLIDES['y90'].half_life_h:g} h for 90Y)")
+    p.add_argument("--density", type=float, default=DENSITY_SOFT_TISSUE_G_PER_ML, help=f"tissue density g/mL (default {DENSITY_SOFT_TISSUE_G_PER_ML:g})")
     p.add_argument("--segment-density", action="append", default=[], metavar="NAME=G_PER_ML", help="density inside a segment, e.g. lungs=0.3")
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", help="comma-separated segments to report (default all)")
+    p.add_argument("--segments", action="append", help="segments to report (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated; quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
+    p.add_argument(
+        "--rtdose", action="store_true",
+        help="also write each map as DICOM RT Dose (dose_gy.dcm, ...), in the study and frame of reference of a DICOM activity series",
+    )
     p.add_argument(
         "--scene", type=Path,
         help="also save a Slicer scene (.mrb, or .mrml + data folders) with the dose overlay, segments, tables and DVH (needs slicer-core)",
@@ -55,7 +60,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
     a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
     r = p.add_argument_group("relative calibration")
-    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq)")
+    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq); with absolute calibration only checked against the image")
+    r.add_argument("--lung-mass-g", type=float, help="lung mass (g) for the partition-model lung dose with --lung-shunt-fraction (1000 g is the conventional value)")
     r.add_argument("--lung-shunt-fraction", type=float, default=0.0, help="lung shunt fraction, 0-1 (default 0)")
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
@@ -66,47 +72,51 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=PRESET|AB,TREP",
-        help=f"LQ parameters for a segment: a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
-        "writes BED and EQD2 maps; later entries win where segments overlap",
+        help=f"LQ parameters for segments (a name, a glob such as Tumor*, or @tumour): a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
+        "writes BED and EQD2 maps",
+    )
+    b.add_argument(
+        "--bed-precedence", choices=BED_PRECEDENCES, default="smallest",
+        help="where segments with LQ parameters overlap: the smallest segment wins (default: a tumour keeps its own "
+        "parameters inside its liver) or the last --bed-params entry",
     )
     p.set_defaults(run=run)
 
 
 def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
-    if args.mode == "absolute":
-        if args.administered_activity_gbq is not None:
-            raise SIRTInputError("--administered-activity-gbq belongs to relative calibration (--mode relative)")
-        calibration = AbsoluteCalibration(
-            units=args.units,
-            administration_time=args.administration_time,
-            scan_time=args.scan_time,
-            camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
-            acquisition_duration_s=args.acquisition_duration_s,
-        )
-    else:
-        if args.administered_activity_gbq is None:
-            raise SIRTInputError("relative calibration needs --administered-activity-gbq")
-        calibration = RelativeCalibration(
-            administered_activity_bq=args.administered_activity_gbq * 1e9,
-            calibration_voi=tuple(args.calibration_voi or ["liver"]),
-            lung_shunt_fraction=args.lung_shunt_fraction,
-            residual_fraction=args.residual_fraction,
-            lungs_in_voi=args.lungs_in_voi,
-        )
-    return DoseParameters(
-        calibration=calibration,
+    """The ``sirt dose`` options through the one dose-parameter builder."""
+    return build_dose_parameters(
+        args.mode,
+        units=args.units,
+        administration_time=args.administration_time,
+        scan_time=args.scan_time,
+        camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
+        acquisition_duration_s=args.acquisition_duration_s,
+        administered_activity_gbq=args.administered_activity_gbq,
+        calibration_voi=args.calibration_voi,
+        lung_shunt_fraction=args.lung_shunt_fraction,
+        residual_fraction=args.residual_fraction,
+        lungs_in_voi=args.lungs_in_voi,
         method=args.method,
+        kernel=args.kernel,
         radionuclide=args.radionuclide,
         half_life_h=args.half_life_h,
         density_g_per_ml=args.density,
-        segment_densities_g_per_ml={n: to_float(v, f"density of {n}") for n, v in pairs(args.segment_density, "--segment-density")},
-        kernel=args.kernel,
+        segment_densities=args.segment_density,
         partial_voxels=args.partial_voxels,
-        clamp_invalid=args.clamp_negative,
-        radiobiology=parse_lq(args.bed_params),
-        hu_density_table=read_hu_density_table(args.hu_density_table) if args.hu_density_table else None,
-        segments=tuple(s.strip() for s in args.segments.split(",")) if args.segments else None,
+        clamp_negative=args.clamp_negative,
+        radiobiology=args.bed_params,
+        bed_precedence=args.bed_precedence,
+        hu_density_table=args.hu_density_table,
+        segments=name_list(args.segments, "--segments") if args.segments else None,
+        lung_mass_g=args.lung_mass_g,
     )
+
+
+def output_names(params: DoseParameters, rtdose: bool = False) -> list[str]:
+    """The files ``sirt dose`` writes with these parameters (``rtdose``: the DICOM RT Dose files too)."""
+    maps = ["dose_gy", *(("bed_gy", "eqd2_gy") if params.radiobiology else ())]
+    return [*(f"{m}.nrrd" for m in maps), "summary.json", *((f"{m}.dcm" for m in maps) if rtdose else ())]
 
 
 def run_dose(
@@ -118,21 +128,32 @@ def run_dose(
     label_names: dict[int, str] | None = None,
     overwrite: bool = False,
     ct_path: Path | None = None,
+    rtdose: bool = False,
 ) -> tuple[DoseResult, dict]:
-    """Read, compute and write; returns the result and the summary written."""
+    """Read, compute and write; returns the result and the summary written.
+
+    ``rtdose`` also writes every map as a DICOM RT Dose file (``<map>.dcm``).
+    """
+    input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
+    check_outputs(output, output_names(params, rtdose), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
     result = compute_dose(activity, segmentation, params, ct)
-    outputs = {"dose_gy": "dose_gy.nrrd"}
+    maps = {"dose_gy": result.dose_gy}
     if result.bed_gy is not None:
-        outputs |= {"bed_gy": "bed_gy.nrrd", "eqd2_gy": "eqd2_gy.nrrd"}
+        maps |= {"bed_gy": result.bed_gy, "eqd2_gy": result.eqd2_gy}
+    outputs = {name: f"{name}.nrrd" for name in maps}
+    if rtdose:
+        outputs |= {f"{name}_rtdose": f"{name}.dcm" for name in maps}
     inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
               "hu_density_table": params.hu_density_table.source if params.hu_density_table else None}
     summary = dose_summary(result, params, inputs, outputs)
-    writers = {"dose_gy.nrrd": partial(write_image, result.dose_gy), "summary.json": partial(write_json, summary)}
-    if result.bed_gy is not None:
-        writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
+    writers = {f"{name}.nrrd": partial(write_image, image) for name, image in maps.items()}
+    writers["summary.json"] = partial(write_json, summary)
+    if rtdose:
+        identity = activity.dicom.identity if activity.dicom is not None else None
+        writers |= {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in maps.items()}
     commit_outputs(output, writers, inputs=[p for p in inputs.values() if p is not None], overwrite=overwrite)
     return result, summary
 
@@ -144,15 +165,28 @@ def run(args: argparse.Namespace) -> int:
         from ..mrml.export import check_scene_path, save_dose_scene  # needs slicer-core: imported only when asked for
 
         check_scene_path(args.scene, args.overwrite, inputs=[args.activity, args.segmentation, args.ct])
-    result, summary = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
+    result, summary = run_dose(
+        args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct, args.rtdose
+    )
     if args.scene:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
-    for warning in result.warnings:
+    for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")
     return 0
+
+
+def preset_half_life_warnings(bed_params: list[str], half_life_h: float) -> list[str]:
+    """A preset published with another half-life than the one used (e.g. 64.2 h vs 64.1 h)."""
+    used = {value for _, value in name_value_pairs(bed_params, "--bed-params") if value in PRESET_HALF_LIFE_H}
+    return [
+        f"LQ preset {name!r} was published with a half-life of {PRESET_HALF_LIFE_H[name]} h; this run uses {half_life_h} h "
+        f"(pass --half-life-h {PRESET_HALF_LIFE_H[name]} to reproduce the published values)"
+        for name in sorted(used)
+        if abs(PRESET_HALF_LIFE_H[name] - half_life_h) > 1e-9
+    ]
 
 
 def format_table(result: DoseResult) -> str:

@@ -3,7 +3,7 @@
 Outputs (written together or not at all, see ``io.writers.commit_outputs``):
 ``dvh.csv`` (long format: structure, quantity, level_gy, cumulative and differential volumes),
 ``constraints.csv`` and ``constraints.json`` (one row/object per structure; names in
-docs/dose-volume.md), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
+docs/dose-volume.md), ``constraints_wide.csv`` (one row for the patient: ``<structure>_<constraint>``), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
 and with ``--planned-dose``: ``dose_difference_gy.nrrd``, ``comparison.csv``,
 ``isodose_dice.csv`` and ``dvh_comparison.png``.
 """
@@ -19,19 +19,21 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.comparison import dose_difference, feature_differences, isodose_dice, resample_like, same_grid
-from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar
+from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar, wide_constraints_table
 from ..analysis.derived import DEFAULT_HEALTHY_LIVER_MARGIN_MM, DEFAULT_MIN_LESION_VOLUME_ML, DEFAULT_THRESHOLD_FRACTION
 from ..analysis.dose_volume import DoseVolumeOptions, DoseVolumeResult, ThresholdSpec, analyse_dose_volume, constraints_document
 from ..analysis.dvh import DEFAULT_BIN_WIDTH_GY, DVH_CSV_COLUMNS, DX_METHODS, dvh_from_sample, dvh_rows
 from ..analysis.plots import plot_dvhs
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
+from ..io.rtdose import read_dose_map
 from ..io.volumes import read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import Y90
 from ..provenance import provenance
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names, pairs, parse_lq, to_float
+from ..dose.parameters import lq_parameters, name_value_pairs, to_number
+from .arguments import label_names, name_list
 
 SCHEMA = "slicer-sirt/dose-volume/1"
 DEFAULT_ISODOSE_LEVELS_GY = (20.0, 50.0, 70.0, 100.0, 120.0, 205.0)
@@ -44,12 +46,14 @@ def add_parser(subparsers) -> None:
         description="Dose-volume analysis of a dose map (e.g. from 'sirt dose') with a segmentation: DVH and BED-volume "
         "histograms, the constraints used as dosiomics features, derived structures and per-lesion tables.",
     )
-    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA), e.g. dose_gy.nrrd of 'sirt dose'")
-    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA or DICOM RT Dose), e.g. dose_gy.nrrd of 'sirt dose'")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
-    p.add_argument("--segments", help="comma-separated segments (names or globs) to analyse (default all)")
+    p.add_argument("--segments", action="append", help="segments to analyse (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated with a name holding a comma in double quotes')
+    p.add_argument("--patient-id", help="patient id of the one-row table constraints_wide.csv (default: the dose file's folder name)")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
     s = p.add_argument_group("structures")
     s.add_argument("--tumours", action="append", metavar="PATTERN", help="tumour structures (names or globs, repeatable; default: names containing tumor/tumour/lesion)")
@@ -89,11 +93,11 @@ def _split(text: str | None) -> list[str]:
 
 def _thresholds(items: list[str]) -> tuple[ThresholdSpec, ...]:
     specs = []
-    for name, value in pairs(items, "--threshold"):
+    for name, value in name_value_pairs(items, "--threshold"):
         voi, sep, fraction = value.rpartition(":")
         if not sep:
             voi, fraction = value, None
-        specs.append(ThresholdSpec(name, voi, to_float(fraction, "threshold fraction") if fraction is not None else DEFAULT_THRESHOLD_FRACTION))
+        specs.append(ThresholdSpec(name, voi, to_number(fraction, "threshold fraction") if fraction is not None else DEFAULT_THRESHOLD_FRACTION))
     return tuple(specs)
 
 
@@ -117,7 +121,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
         parts = _split(args.lsf_planar)
         if len(parts) != 4:
             raise SIRTInputError("--lsf-planar needs four counts: lung anterior, lung posterior, liver anterior, liver posterior")
-        lsf = lung_shunt_fraction_planar(*(to_float(x, "planar counts") for x in parts))
+        lsf = lung_shunt_fraction_planar(*(to_number(x, "planar counts") for x in parts))
     lsf_segments = None
     if args.lsf_segments:
         parts = _split(args.lsf_segments)
@@ -125,10 +129,10 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
             raise SIRTInputError("--lsf-segments needs two segments: LUNG,LIVER")
         lsf_segments = (parts[0], parts[1])
     healthy, margin = _healthy(args.healthy_liver)
-    lq = parse_lq(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
+    lq = lq_parameters(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
     bed_params = tuple(lq.items())
     return DoseVolumeOptions(
-        segments=tuple(_split(args.segments)) or None,
+        segments=tuple(name_list(args.segments, "--segments")) if args.segments else None,
         partial_voxels=args.partial_voxels,
         tumour_patterns=tuple(args.tumours) if args.tumours else DoseVolumeOptions.tumour_patterns,
         tumour_patterns_given=bool(args.tumours),
@@ -139,7 +143,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
         wnl_reference=args.wnl_reference,
         healthy_liver_from=healthy,
         healthy_liver_margin_mm=margin,
-        derived=tuple(pairs(args.derive, "--derive")),
+        derived=tuple(name_value_pairs(args.derive, "--derive")),
         thresholds=_thresholds(args.threshold),
         bed_parameters=bed_params,
         half_life_h=args.half_life_h,
@@ -204,8 +208,8 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
             if (args.output / name).exists():
                 raise SIRTInputError(f"output {args.output / name} already exists; choose another folder or pass --overwrite")
     labels = label_names(args.labels)
-    dose = read_image(args.dose)
-    bed = read_image(args.bed) if args.bed else None
+    dose = read_dose_map(args.dose)
+    bed = read_dose_map(args.bed) if args.bed else None
     counts = read_image(args.counts) if args.counts else None
     for image, what in ((bed, "BED"), (counts, "counts")):  # checked again in analyse_dose_volume; here before the slow read
         if image is not None and not same_grid(image, dose):
@@ -215,12 +219,14 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
 
     inputs = {"dose": args.dose, "segmentation": args.segmentation, "bed": args.bed, "counts": args.counts, "planned_dose": args.planned_dose}
     parameters = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
-    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
+    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_wide_csv": "constraints_wide.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
     writers = {}
     dose_dvhs = [d for d in result.dvhs if d.quantity == "dose"]
     bed_dvhs = [d for d in result.dvhs if d.quantity == "bed"]
     writers["dvh.csv"] = partial(write_csv, DVH_CSV_COLUMNS, dvh_rows(result.dvhs))
     writers["constraints.csv"] = partial(write_csv, *constraints_table(result.constraints))
+    patient_id = args.patient_id or Path(args.dose).resolve().parent.name
+    writers["constraints_wide.csv"] = partial(write_csv, *wide_constraints_table(result.constraints, patient_id, result.patient))
     writers["dvh_dose.png"] = partial(plot_dvhs, dose_dvhs, title="Dose-volume histograms")
     if bed_dvhs:
         outputs["dvh_bed_png"] = "dvh_bed.png"
@@ -230,7 +236,7 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
         writers["lesions.csv"] = partial(write_csv, *_lesion_table(result))
     comparison = None
     if args.planned_dose:
-        levels = [to_float(x, "isodose level") for x in _split(args.isodose_levels)] or list(DEFAULT_ISODOSE_LEVELS_GY)
+        levels = [to_number(x, "isodose level") for x in _split(args.isodose_levels)] or list(DEFAULT_ISODOSE_LEVELS_GY)
         planned = read_image(args.planned_dose)
         resampled = not same_grid(planned, dose)
         pre_image = resample_like(planned, dose)

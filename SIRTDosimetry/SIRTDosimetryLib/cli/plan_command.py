@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.constraints import lung_shunt_fraction_planar
-from ..analysis.dose_volume import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
+from ..vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
 from ..analysis.derived import DEFAULT_TUMOUR_PATTERNS, AnalysisStructure, resolve_names, subtract, union
 from ..analysis.planning import (
     GLASS_PERFUSED_TARGET_RANGE_GY,
@@ -41,7 +41,8 @@ from ..io.writers import commit_outputs, write_json
 from ..nuclides import DENSITY_LUNG_G_PER_ML, DENSITY_SOFT_TISSUE_G_PER_ML, Y90
 from ..provenance import provenance, to_jsonable
 from ..structures import PARTIAL_VOXEL_MODES, map_segments
-from .arguments import label_names, to_float
+from ..dose.parameters import to_number
+from .arguments import label_names
 
 SCHEMA = "slicer-sirt/plan/1"
 METHODS = ("partition", "single-compartment", "bsa")
@@ -202,7 +203,7 @@ def run_plan(args: argparse.Namespace) -> dict:
         parts = [x.strip() for x in args.lsf_planar.split(",")]
         if len(parts) != 4:
             raise SIRTInputError("--lsf-planar needs four counts: lung anterior, lung posterior, liver anterior, liver posterior")
-        lsf = lung_shunt_fraction_planar(*(to_float(x, "planar counts") for x in parts))
+        lsf = lung_shunt_fraction_planar(*(to_number(x, "planar counts") for x in parts))
         origin["lsf"] = "planar geometric means"
     elif lsf is not None:
         origin["lsf"] = "given"

@@ -51,7 +51,7 @@ tables themselves. (1) Energy: sum(S·rho·V) over each 11^3 soft-tissue table g
 MeV (the 90Y mean beta energy is 0.9336) with 1.04 g/mL but 0.925-0.927 MeV with 1.03 g/mL,
 while the bone tables give 0.932-0.934 MeV with their 1.85 g/mL. (2) Shape: the DPK-built kernel
 fits the sum-normalised soft-tissue tables best for a range-scaling density of 1.035-1.04 g/mL
-(mean L1 difference 0.45 %, against 0.67 % at 1.03 and 2.9 % at 1.00); see Testing/test_kernels.py.
+(mean L1 difference 0.45 %, against 0.67 % at 1.03 and 2.9 % at 1.00); see SIRTDosimetry/Testing/Python/test_kernels.py.
 """
 
 LANCONELLI_SIZE_TOLERANCE = 0.005

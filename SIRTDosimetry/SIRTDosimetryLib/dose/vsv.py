@@ -27,19 +27,18 @@ shorter transforms. So: a single padded transform, arranged to keep memory low:
   straight into the float32 output. Peak extra memory, output included: 2.1-2.5x the padded
   grid in float32 (``scipy.signal.fftconvolve``: 5-6x).
 - Precision: float32/complex64 throughout. The round-off is ~1e-7 of the largest dose, so the
-  result's relative error on the maximum is ~1e-7 (checked in ``Testing/test_vsv.py`` against
+  result's relative error on the maximum is ~1e-7 (checked in ``SIRTDosimetry/Testing/Python/test_vsv.py`` against
   float64), while voxels whose true dose is below ~1e-6 of the maximum are at the noise floor.
   Both inputs are non-negative, so the true dose is too; the negative round-off is set to zero.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.fft as sfft
 
 from ..errors import SIRTInputError
+from ..parallel import available_cpus
 
 MBQ_PER_BQ = 1e-6
 GY_PER_MGY = 1e-3
@@ -62,7 +61,7 @@ def vsv_dose_gy(tia_bq_s: np.ndarray, kernel_mgy_per_mbq_s: np.ndarray, workers:
     """
     tia = _checked_tia(tia_bq_s)
     kernel = _relevant_part(_checked_kernel(kernel_mgy_per_mbq_s), tia.shape)
-    n_workers = _default_workers() if workers is None else workers
+    n_workers = available_cpus() if workers is None else workers
     padded = padded_shape(tia.shape, kernel.shape)
     spectrum = _activity_spectrum(tia, padded, n_workers)
     spectrum *= _kernel_spectrum(kernel * (MBQ_PER_BQ * GY_PER_MGY), padded, n_workers)
@@ -85,7 +84,7 @@ def density_corrected(
     ``SIRTInputError`` for non-positive or non-finite densities or mismatched shapes.
     """
     dose = np.asarray(dose_gy)
-    density = np.asarray(density_map_g_per_ml, dtype=np.float64)
+    density = np.asarray(density_map_g_per_ml, dtype=np.float32)
     if density.ndim and density.shape != dose.shape:
         raise SIRTInputError(f"density map shape {density.shape} does not match dose shape {dose.shape}")
     bad = np.count_nonzero(~(density > 0) | ~np.isfinite(density))
@@ -93,7 +92,9 @@ def density_corrected(
         raise SIRTInputError(f"density must be positive and finite; {bad} voxel(s) are not")
     if not (kernel_density_g_per_ml > 0 and np.isfinite(kernel_density_g_per_ml)):
         raise SIRTInputError(f"kernel density must be positive and finite, got {kernel_density_g_per_ml!r} g/mL")
-    return (dose * (kernel_density_g_per_ml / density)).astype(np.float32)
+    corrected = np.divide(dose, density, dtype=np.float32)  # float32 throughout: no full-size float64 temporaries
+    corrected *= np.float32(kernel_density_g_per_ml)
+    return corrected
 
 
 def _checked_tia(tia_bq_s: np.ndarray) -> np.ndarray:
@@ -144,13 +145,6 @@ def _require_finite_non_negative(values: np.ndarray, what: str) -> None:
     counts = ((non_finite, "non-finite"), (negative, "negative"))
     problems = [f"{count} {kind} voxel(s)" for count, kind in counts if count]
     raise SIRTInputError(f"{what} has {' and '.join(problems)} of {values.size}; it must be finite and >= 0")
-
-
-def _default_workers() -> int:
-    """CPUs this process may run on (affinity-aware where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _slab_planes(plane_voxels: int) -> int:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
@@ -26,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
 
 from ..errors import SIRTInputError
+from .dicom_identity import DicomIdentity
 
 MODALITIES = ("PT", "NM")
 """Modalities this reader accepts: PET and nuclear medicine (SPECT)."""
@@ -35,6 +37,10 @@ UNITS = {"BQML": "bq_per_ml", "CNTS": "counts"}
 
 DECAY_CORRECTIONS = ("START", "ADMIN", "NONE")
 """Enumerated values of DICOM Decay Correction (0054,1102)."""
+
+SLICE_GAP_TOLERANCE = 0.05
+"""Largest relative departure of a gap between neighbouring slices from the median gap; a larger one
+means missing (or duplicated) slices."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class DicomActivityInfo:
     - ``NONE``: the values are not decay-corrected; the earliest acquisition datetime of the files
       of the series is given, the start of the acquisition.
 
+    ``administration_datetime`` is known only from a full Radiopharmaceutical Start DateTime. Files
+    that hold only the Radiopharmaceutical Start Time give ``administration_time_of_day``: the date
+    is then unknown (a 90Y PET is often acquired the day after the implant), and the dose engine
+    asks for the administration date-time instead of assuming the scan day.
+
+    ``timing_notes`` say which choices were made (e.g. a Series Time later than the acquisition).
     ``None`` wherever the files do not hold the value.
     """
 
@@ -64,6 +76,9 @@ class DicomActivityInfo:
     radionuclide: str | None
     acquisition_duration_s: float | None
     series_description: str | None
+    administration_time_of_day: time | None = None
+    timing_notes: tuple[str, ...] = ()
+    identity: DicomIdentity | None = None
 
 
 def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tuple[sitk.Image, DicomActivityInfo]:
@@ -95,19 +110,24 @@ def activity_info(header: Dataset, files: Sequence[str]) -> DicomActivityInfo:
         raise SIRTInputError(f"DICOM modality {modality!r} is not an activity image; expected PET (PT) or SPECT (NM)")
     _check_reconstructed(header, modality)
     radiopharmaceutical = _radiopharmaceutical(header)
-    administration = _administration_datetime(radiopharmaceutical, header)
+    administration = _datetime(radiopharmaceutical, "RadiopharmaceuticalStartDateTime")
+    time_of_day = administration.time() if administration is not None else _time(radiopharmaceutical, "RadiopharmaceuticalStartTime")
     correction = _decay_correction(header)
+    reference, notes = _decay_correction_datetime(correction, header, administration, files)
     return DicomActivityInfo(
         modality=modality,
         units=_units(header, modality),
         decay_correction=correction,
-        decay_correction_datetime=_decay_correction_datetime(correction, header, administration, files),
+        decay_correction_datetime=reference,
         administration_datetime=administration,
+        administration_time_of_day=time_of_day,
+        timing_notes=notes,
         injected_activity_bq=_number(radiopharmaceutical, "RadionuclideTotalDose"),
         half_life_s=_number(radiopharmaceutical, "RadionuclideHalfLife"),
         radionuclide=_radionuclide(radiopharmaceutical),
         acquisition_duration_s=_acquisition_duration_s(header, modality),
         series_description=_text(header, "SeriesDescription"),
+        identity=DicomIdentity.from_dataset(header),
     )
 
 
@@ -138,6 +158,10 @@ def _choose_series(directory: Path, series_uid: str | None) -> str:
             f"series {series_uid} is not in folder {directory}; it holds:\n{_describe_series(directory, uids)}"
         )
     if series_uid is None and len(uids) > 1:
+        # a clinical export folder often holds the contours (DICOM-SEG is an image too) or the CT beside the activity
+        activity = [uid for uid in uids if _text(_read_header(_series_files(directory, uid)[0]), "Modality") in MODALITIES]
+        if len(activity) == 1:
+            return activity[0]
         raise SIRTInputError(
             f"folder {directory} holds {len(uids)} DICOM series; choose one with series_uid:\n"
             f"{_describe_series(directory, uids)}"
@@ -218,6 +242,8 @@ def _read_voxels(files: Sequence[str], header: Dataset) -> sitk.Image:
         )
     if multiframe and _text(header, "Modality") == "NM":
         _check_nm_detector_geometry(header)
+    if not multiframe:
+        _check_evenly_spaced(files, header)
     image = _read_image(files, header)
     if image.GetDimension() != 3:
         raise SIRTInputError(
@@ -226,6 +252,37 @@ def _read_voxels(files: Sequence[str], header: Dataset) -> sitk.Image:
     if multiframe:
         image.SetSpacing(image.GetSpacing()[:2] + (_multiframe_slice_spacing(header),))
     return image
+
+
+def _check_evenly_spaced(files: Sequence[str], header: Dataset) -> None:
+    """Refuse a single-frame series with missing or duplicated slices.
+
+    GDCM only logs a warning and stacks the slices as if they were evenly spaced, which would
+    shift every slice after a gap.
+    """
+    orientation = header.get("ImageOrientationPatient")
+    if len(files) < 3 or orientation is None:
+        return
+    row, column = np.asarray(orientation[:3], dtype=float), np.asarray(orientation[3:], dtype=float)
+    normal = np.cross(row, column)
+    positions = []
+    for path in files:
+        position = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ImagePositionPatient"]).get(
+            "ImagePositionPatient"
+        )
+        if position is None:
+            return
+        positions.append(float(np.dot(normal, np.asarray(position, dtype=float))))
+    positions = np.sort(positions)
+    gaps = np.diff(positions)
+    typical = float(np.median(gaps))
+    bad = np.flatnonzero(np.abs(gaps - typical) > SLICE_GAP_TOLERANCE * typical)
+    if typical <= 0 or bad.size:
+        where = ", ".join(f"{positions[i]:.2f} to {positions[i + 1]:.2f} mm" for i in bad[:3])
+        raise SIRTInputError(
+            f"DICOM series {_text(header, 'SeriesInstanceUID')} has missing or duplicated slices: slices are "
+            f"{typical:.2f} mm apart but not from {where} along the slice normal ({len(files)} files)"
+        )
 
 
 def _check_nm_detector_geometry(header: Dataset) -> None:
@@ -309,15 +366,27 @@ def _decay_correction(header: Dataset) -> str | None:
 
 def _decay_correction_datetime(
     correction: str | None, header: Dataset, administration: datetime | None, files: Sequence[str]
-) -> datetime | None:
-    """The time the voxel values refer to; see ``DicomActivityInfo``."""
+) -> tuple[datetime | None, tuple[str, ...]]:
+    """The time the voxel values refer to (see ``DicomActivityInfo``), and notes on the choice.
+
+    Follows the QIBA vendor-neutral rules for decay times: full date-times are preferred to a date
+    plus a time; for START, a Series Date/Time later than the earliest Acquisition Date/Time means
+    the series was re-created (post-processing rewrites it), and the acquisition start is used.
+    """
     if correction == "START":
-        return _date_time(header, "SeriesDate", "SeriesTime")
+        series = _date_time(header, "SeriesDate", "SeriesTime")
+        start = _acquisition_start(files)
+        if series is not None and start is not None and series > start:
+            return start, (
+                f"DICOM Series Date/Time {series.isoformat()} is after the acquisition start {start.isoformat()} "
+                "(the series was re-created): the acquisition start is taken as the decay-correction reference",
+            )
+        return (series or start), ()
     if correction == "ADMIN":
-        return administration
+        return administration, ()
     if correction == "NONE":
-        return _acquisition_start(files)
-    return None
+        return _acquisition_start(files), ()
+    return None, ()
 
 
 def _acquisition_start(files: Sequence[str]) -> datetime | None:
@@ -335,22 +404,6 @@ def _radiopharmaceutical(header: Dataset) -> Dataset:
     """The first item of the Radiopharmaceutical Information Sequence (0054,0016), or an empty one."""
     items = header.get("RadiopharmaceuticalInformationSequence")
     return items[0] if items else Dataset()
-
-
-def _administration_datetime(radiopharmaceutical: Dataset, header: Dataset) -> datetime | None:
-    """RadiopharmaceuticalStartDateTime, else Series Date + RadiopharmaceuticalStartTime.
-
-    The second form assumes the administration was on the day of the series, which is wrong for
-    a scan the day after the administration; files that hold only the time cannot tell.
-    """
-    full = _datetime(radiopharmaceutical, "RadiopharmaceuticalStartDateTime")
-    if full is not None:
-        return full
-    date = _text(header, "SeriesDate")
-    time = _text(radiopharmaceutical, "RadiopharmaceuticalStartTime")
-    if date is None or time is None:
-        return None
-    return _combine(date, time, "SeriesDate + RadiopharmaceuticalStartTime")
 
 
 def _radionuclide(radiopharmaceutical: Dataset) -> str | None:
@@ -417,6 +470,18 @@ def _date_time(dataset: Dataset, date_keyword: str, time_keyword: str) -> dateti
     if date is None or time is None:
         return None
     return _combine(date, time, f"{date_keyword} + {time_keyword}")
+
+
+def _time(dataset: Dataset, keyword: str) -> time | None:
+    """A TM attribute as a time of day, or ``None``."""
+    text = _text(dataset, keyword)
+    if text is None:
+        return None
+    try:
+        parsed = TM(text)
+    except ValueError as error:
+        raise SIRTInputError(f"DICOM {keyword} {text!r} is not a DICOM time (HHMMSS)") from error
+    return time(parsed.hour, parsed.minute, parsed.second, parsed.microsecond)
 
 
 def _combine(date: str, time: str, what: str) -> datetime:

@@ -8,7 +8,6 @@ file (SimpleITK cannot read a 4D list-kind NRRD); the geometry is rebuilt as Sim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import nrrd
@@ -16,53 +15,41 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import SIRTInputError
+from .segment_types import Segment, Segmentation
+
+__all__ = ["Segment", "Segmentation", "read_segmentation"]
 
 
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    layer: int
-    label_value: int
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """Labelmap layers on one grid, and the segments they hold."""
-
-    layers: tuple[sitk.Image, ...]
-    segments: tuple[Segment, ...]
-    source_path: str
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.segments]
-
-    def segment(self, name: str) -> Segment:
-        for s in self.segments:
-            if s.name == name:
-                return s
-        matches = [s for s in self.segments if s.name.lower() == name.lower()]
-        if len(matches) == 1:
-            return matches[0]
-        raise SIRTInputError(
-            f"segment {name!r} not found in {self.source_path}; segments are: {', '.join(map(repr, self.names))}"
-        )
-
-    def mask(self, name: str) -> np.ndarray:
-        """Boolean mask of a segment on the segmentation's own grid, indexed (z, y, x)."""
-        s = self.segment(name)
-        return sitk.GetArrayViewFromImage(self.layers[s.layer]) == s.label_value
+def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """Label values as the smallest unsigned type that holds them all (uint16, or uint32 above 65535):
+    a narrowing cast would wrap labels around and merge segments silently."""
+    if array.size == 0:
+        raise SIRTInputError(f"{path} holds no voxels")
+    low, high = array.min(), array.max()
+    if low < 0:
+        raise SIRTInputError(f"{path} has negative label values (down to {low}); labels must be 0 (background) or positive integers")
+    if high > np.iinfo(np.uint32).max:
+        raise SIRTInputError(f"{path} has label value {high}, above the largest supported ({np.iinfo(np.uint32).max})")
+    dtype = np.uint16 if high <= np.iinfo(np.uint16).max else np.uint32
+    return array.astype(dtype, copy=False)
 
 
 def read_segmentation(path: str | Path, label_names: dict[int, str] | None = None) -> Segmentation:
-    """Read a Slicer ``.seg.nrrd`` or a labelmap image (NRRD, NIfTI, MHA, ...).
+    """Read a Slicer ``.seg.nrrd``, a labelmap image (NRRD, NIfTI, MHA, ...), or DICOM contours.
 
+    DICOM contours are an RTSTRUCT or DICOM-SEG file, or a folder holding one (``io.dicom_contours``).
     For a labelmap, ``label_names`` maps label values to names; unnamed labels are called
     ``label_<value>``.
     """
     path = Path(path)
     if not path.exists():
         raise SIRTInputError(f"segmentation file not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise SIRTInputError(f"segmentation file {path} is empty (0 bytes): the file was not saved or copied completely")
+    from .dicom_contours import is_dicom_file, read_dicom_contours  # on demand: pydicom only when DICOM is read
+
+    if path.is_dir() or is_dicom_file(path):
+        return read_dicom_contours(path)
     if path.name.lower().endswith(".nrrd"):
         try:
             header = nrrd.read_header(str(path))
@@ -104,7 +91,7 @@ def _read_seg_nrrd(path: Path) -> Segmentation:
     direction_matrix = (directions / spacing[:, None]).T  # column j = unit vector of axis j
     layers = []
     for layer_data in layers_data:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(layer_data).astype(np.uint16, copy=False))
+        image = sitk.GetImageFromArray(_label_array(np.ascontiguousarray(layer_data), path))
         image.SetSpacing(spacing.tolist())
         image.SetOrigin(origin.tolist())
         image.SetDirection(direction_matrix.flatten().tolist())
@@ -141,6 +128,7 @@ def _read_labelmap(path: Path, label_names: dict[int, str]) -> Segmentation:
     unknown = sorted(set(label_names) - set(values))
     if unknown:
         raise SIRTInputError(f"labels {unknown} named but absent from {path}; labels present: {values}")
-    layer = sitk.Cast(image, sitk.sitkUInt16)
+    layer = sitk.GetImageFromArray(_label_array(array, path))
+    layer.CopyInformation(image)
     segments = tuple(Segment(label_names.get(v, f"label_{v}"), 0, v) for v in values)
     return Segmentation((layer,), segments, str(path))

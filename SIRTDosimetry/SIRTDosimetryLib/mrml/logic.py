@@ -10,34 +10,32 @@ With ``derived=settings.derived_segments_spec()`` (or a ``DerivedSegmentsSpec``)
 derived segments (normal perfused liver, whole normal liver, threshold targets) to a new segmentation
 node on the activity grid (``derived_segments``); the user's segmentation is never modified.
 
-The engine is the same ``compute_dose`` as the command line's; parameters are validated by the same
-``parameters_from_args`` so that the GUI, the console and ``sirt dose`` accept and refuse the same things.
+The engine is the same ``compute_dose`` as the command line's; parameters are made by the same
+``build_dose_parameters`` so that the GUI, the console and ``sirt dose`` accept and refuse the same things.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import enum
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..cli.dose_command import parameters_from_args
 from ..dose.calibration import AbsoluteCalibration
-from ..dose.engine import DoseParameters, DoseResult, compute_dose
+from ..analysis.derived import DEFAULT_THRESHOLD_FRACTION
+from ..analysis.segment_derivation import DerivedSegmentsSpec
+from ..dose.engine import DoseResult, compute_dose
+from ..dose.parameters import DoseParameters, build_dose_parameters
 from ..dose.report import dose_summary
 from ..errors import SIRTInputError
 from ..io.volumes import ActivityImage, check_units
 from ..provenance import to_jsonable
+from ..vocabulary import NORMAL_LIVER, OTHER, TUMOUR
 from . import convert, derived_segments, outputs
-from .derived_segments import DerivedSegmentsSpec
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``."""
@@ -90,7 +88,7 @@ class DoseSettings:
     whole_liver_segments: list[str] = field(default_factory=list)  # "whole normal liver" = these - tumours
     derived_tumour_segments: list[str] = field(default_factory=list)  # empty: segments named like a tumour
     threshold_segments: list[str] = field(default_factory=list)  # one "threshold 10 % of <VOI>" target per VOI
-    threshold_fraction: float = derived_segments.DEFAULT_THRESHOLD_FRACTION
+    threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION
     threshold_image: str = "activity"  # activity | dose
 
     @classmethod
@@ -129,70 +127,42 @@ class DoseSettings:
         return spec if spec.requested else None
 
     def to_parameters(self, volume_units: str | None = None) -> DoseParameters:
-        """``DoseParameters`` through the command line's validation (same errors as ``sirt dose``).
+        """``DoseParameters`` through the one dose-parameter builder (same checks and errors as ``sirt dose``).
 
         ``volume_units`` are the activity volume's own units, used when ``units`` is ``auto``.
         """
-        units = volume_units if self.units == "auto" else self.units
-        args = _cli_defaults()
-        for key, value in dict(
-            mode=self.calibration_mode,
+        relative = self.calibration_mode == "relative"
+        params = build_dose_parameters(
+            self.calibration_mode,
+            units=volume_units if self.units == "auto" else self.units,
+            administration_time=self.administration_time,
+            scan_time=self.scan_time,
+            camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
+            acquisition_duration_s=self.acquisition_duration_s or None,
+            administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,
+            calibration_voi=self.calibration_voi,
+            lung_shunt_fraction=self.lung_shunt_fraction,
+            residual_fraction=self.residual_fraction,
+            lungs_in_voi=self.lungs_in_voi,
             method=self.method,
             kernel=self.kernel,
             radionuclide=self.radionuclide,
             half_life_h=self.half_life_h or None,
-            density=self.density_g_per_ml,
-            segment_density=_name_value_items(self.segment_densities),
+            density_g_per_ml=self.density_g_per_ml,
+            segment_densities=self.segment_densities,
             partial_voxels=self.partial_voxels,
-            segments=",".join(self.segments) if self.segments else None,
             clamp_negative=self.clamp_negative,
-            units=units,
-            administration_time=_datetime(self.administration_time, "administration time"),
-            scan_time=_datetime(self.scan_time, "scan time"),
-            camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
-            acquisition_duration_s=self.acquisition_duration_s or None,
-            administered_activity_gbq=(self.administered_activity_gbq or None) if self.calibration_mode == "relative" else None,
-            lung_shunt_fraction=self.lung_shunt_fraction,
-            residual_fraction=self.residual_fraction,
-            calibration_voi=list(self.calibration_voi) or None,
-            lungs_in_voi=self.lungs_in_voi,
-            hu_density_table=Path(self.hu_density_table) if self.hu_density_table.strip() else None,
-            bed_params=[f"{name}=normal_liver" for name in self.normal_liver_segments]
+            radiobiology=[f"{name}=normal_liver" for name in self.normal_liver_segments]
             + [f"{name}=tumour" for name in self.tumour_segments],
-        ).items():
-            setattr(args, key, value)
-        if self.calibration_mode not in ("absolute", "relative"):
-            raise SIRTInputError(f"unknown calibration mode {self.calibration_mode!r}; choose absolute or relative")
-        params = parameters_from_args(args)
+            hu_density_table=self.hu_density_table.strip() or None,
+            segments=self.segments,
+        )
         if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
             raise SIRTInputError(
                 "absolute calibration needs the image units: choose them (Bq/mL, kBq/mL, MBq/mL or counts); "
                 "this volume does not say"
             )
         return params
-
-
-def _cli_defaults() -> argparse.Namespace:
-    """The ``sirt dose`` options at their defaults (options added to the command line later get theirs)."""
-    from ..cli import dose_command
-
-    parser = argparse.ArgumentParser(add_help=False)
-    dose_command.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["dose", "--activity", "-", "--segmentation", "-", "--output", "-", "--mode", "absolute"])
-
-
-def _name_value_items(text: str) -> list[str]:
-    return [item.strip() for item in re.split(r"[,;\n]", text or "") if item.strip()]
-
-
-def _datetime(text: str, what: str) -> datetime | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise SIRTInputError(f"{what}: {text!r} is not an ISO 8601 date and time such as 2024-05-02T10:30") from None
 
 
 def volume_units(volume_node) -> str | None:
@@ -306,19 +276,20 @@ def structure_role(name: str, params: DoseParameters | None) -> str:
     """Role of a segment for the constraints: from the LQ preset it was given, else from its name."""
     import fnmatch
 
+    from ..analysis.derived import DEFAULT_TUMOUR_PATTERNS
     from ..dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
 
     lq = params.radiobiology.get(name) if params is not None else None
     if lq == TUMOUR_CHIESA_2015:
-        return "tumour"
+        return TUMOUR
     if lq == NORMAL_LIVER_CHIESA_2015:
-        return "normal_liver"
+        return NORMAL_LIVER
     lowered = name.lower()
-    if any(fnmatch.fnmatch(lowered, p) for p in ("*tumor*", "*tumour*", "*lesion*")):
-        return "tumour"
+    if any(fnmatch.fnmatch(lowered, p) for p in DEFAULT_TUMOUR_PATTERNS):
+        return TUMOUR
     if "normal" in lowered:
-        return "normal_liver"
-    return "other"
+        return NORMAL_LIVER
+    return OTHER
 
 
 def constraint_rows(result: DoseResult, params: DoseParameters | None) -> tuple[list[str], list[list]]:
@@ -482,6 +453,7 @@ def add_result_nodes(
     table = outputs.dose_color_table(scene)
     outputs.setup_dose_display(dose, outputs.display_window_gy(dose_array, inside), display_threshold_gy, table)
     outputs.set_quantity(dose, "Absorbed dose")
+    outputs.mark_rt_dose(dose)
     bed = eqd2 = None
     if result.bed_gy is not None:
         bed = _output_volume(scene, bed_node, f"{base} BED (Gy)", result.bed_gy, activity_node)
@@ -491,6 +463,7 @@ def add_result_nodes(
             finite = np.isfinite(values)
             outputs.setup_dose_display(node, outputs.display_window_gy(np.where(finite, values, 0), finite), display_threshold_gy, table)
             outputs.set_quantity(node, quantity)
+            outputs.mark_rt_dose(node)
 
     steps(0.9, "Dose-volume histograms")
     dvh_table = dvh_chart = None

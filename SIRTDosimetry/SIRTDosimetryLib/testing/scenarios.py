@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..analysis import segment_derivation
 from ..data import SAMPLES_DIR
 from ..dose.calibration import AbsoluteCalibration, RelativeCalibration
 from ..dose.engine import DoseParameters, DoseResult, compute_dose
@@ -27,6 +28,7 @@ from ..io.volumes import read_activity_image
 from ..mrml import convert, derived_segments, outputs
 from ..mrml.logic import DoseOutputs, DoseSettings, OperationCancelled, compute_dose_from_nodes
 from ..mrml.scene import load_segmentation, load_volume, read_scene, save_scene
+from ..vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
 
 FLOAT32_RELATIVE = 1e-6
 """Dose maps are float32: values computed through MRML and from the files agree to this fraction of the maximum."""
@@ -410,7 +412,7 @@ def scenario_patient2_derived_segments(scene, work_dir: str | Path | None = None
             refused[fraction] = str(exc)
             check("fraction" in str(exc), f"unclear message: {exc}")
     try:
-        derived_segments.add_derived_segments(volume, segmentation, derived_segments.DerivedSegmentsSpec(threshold_vois=("spleen",)))
+        derived_segments.add_derived_segments(volume, segmentation, segment_derivation.DerivedSegmentsSpec(threshold_vois=("spleen",)))
         raise AssertionError("an unknown threshold VOI was accepted")
     except SIRTInputError as exc:
         refused["unknown_voi"] = str(exc)
@@ -425,8 +427,8 @@ def scenario_patient2_derived_segments(scene, work_dir: str | Path | None = None
     params = dataclasses.replace(patient2_parameters(), method="ldm")
     out = compute_dose_from_nodes(volume, segmentation, params, derived=spec, with_dvh=False)
     node = out.derived_segmentation_node
-    threshold_name = derived_segments.threshold_segment_name("perfused volume", 0.1)
-    expected_names = [derived_segments.NORMAL_PERFUSED_NAME, derived_segments.WHOLE_NORMAL_NAME, threshold_name]
+    threshold_name = segment_derivation.threshold_segment_name("perfused volume", 0.1)
+    expected_names = [NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME, threshold_name]
 
     before.check_unchanged(volume, segmentation, "patient 2 derived")
     check(convert.segment_names(segmentation) == names_before, "the user's segment names changed")
@@ -444,10 +446,10 @@ def scenario_patient2_derived_segments(scene, work_dir: str | Path | None = None
     w = _file_weights_on_node_grid(["liver", "perfused volume", "Tumor 1", "Tumor 2"], volume)
     record = derived_segments.derived_record(node)
     by_name = {r["name"]: r for r in record["segments"]}
-    for name, base in ((derived_segments.NORMAL_PERFUSED_NAME, "perfused volume"), (derived_segments.WHOLE_NORMAL_NAME, "liver")):
+    for name, base in ((NORMAL_PERFUSED_NAME, "perfused volume"), (WHOLE_NORMAL_NAME, "liver")):
         expected = derived.subtract(w[base], w["Tumor 1"], w["Tumor 2"])
         mask = _segment_mask_on_grid(node, name, volume)
-        check(np.array_equal(mask, expected >= derived_segments.MIN_WEIGHT), f"{name}: voxels differ from analysis.derived on the files")
+        check(np.array_equal(mask, expected >= segment_derivation.MIN_WEIGHT), f"{name}: voxels differ from analysis.derived on the files")
         base_ml = float(np.sum(w[base], dtype=np.float64)) * voxel_ml
         overlap_ml = float(np.sum(w[base] - expected, dtype=np.float64)) * voxel_ml  # tumours inside the base
         rounding_ml = 0.5 * np.count_nonzero((expected > 0) & (expected < 1)) * voxel_ml
@@ -459,7 +461,7 @@ def scenario_patient2_derived_segments(scene, work_dir: str | Path | None = None
 
     dose = convert.volume_array(out.dose_node)
     peak = float(dose[w["perfused volume"] > 0].max())
-    expected = (w["perfused volume"] >= derived_segments.MIN_WEIGHT) & (dose >= 0.1 * peak)
+    expected = (w["perfused volume"] >= segment_derivation.MIN_WEIGHT) & (dose >= 0.1 * peak)
     check(np.array_equal(_segment_mask_on_grid(node, threshold_name, volume), expected), "threshold target voxels differ")
     operands = by_name[threshold_name]["operands"]
     check(operands["fraction"] == 0.1 and operands["voi"] == "perfused volume", f"threshold operands {operands}")

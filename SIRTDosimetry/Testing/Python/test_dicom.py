@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, time
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +233,9 @@ def test_pet_geometry_with_oblique_orientation(tmp_path: Path) -> None:
 def test_pet_metadata(tmp_path: Path) -> None:
     write_pet_series(tmp_path)
     _, info = read_dicom_series(tmp_path)
-    assert info == DicomActivityInfo(
+    assert info.identity.series_instance_uid == "1.2.826.0.1.3680043.8.498.101"
+    assert info.identity.modality == "PT"
+    assert replace(info, identity=None) == DicomActivityInfo(
         modality="PT",
         units="bq_per_ml",
         decay_correction="START",
@@ -243,7 +246,15 @@ def test_pet_metadata(tmp_path: Path) -> None:
         radionuclide="^90^Yttrium",
         acquisition_duration_s=900.0,
         series_description="PET AC Y90",
+        administration_time_of_day=time(14, 30, 0),
     )
+
+
+def test_a_series_with_a_missing_slice_is_refused(tmp_path: Path) -> None:
+    paths = write_pet_series(tmp_path)
+    paths[2].unlink()
+    with pytest.raises(SIRTInputError, match="missing or duplicated slices: slices are 4.00 mm apart"):
+        read_dicom_series(tmp_path)
 
 
 def test_decay_correction_admin_refers_to_the_administration(tmp_path: Path) -> None:
@@ -386,7 +397,8 @@ def test_multiframe_nm_volume_geometry_and_metadata(tmp_path: Path) -> None:
     assert info.modality == "NM"
     assert info.units == "counts"
     assert info.decay_correction is None and info.decay_correction_datetime is None
-    assert info.administration_datetime == datetime(2024, 3, 12, 9, 10, 0)
+    assert info.administration_datetime is None  # a Start Time without a date: the day is not known
+    assert info.administration_time_of_day == time(9, 10, 0)
     assert info.injected_activity_bq == 2.4e9
     assert info.half_life_s == Y90_HALF_LIFE_S
     assert info.acquisition_duration_s == pytest.approx(64 * 30.0)

@@ -26,14 +26,9 @@ from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation  # noqa: E402
 from SIRTDosimetryLib.mrml import convert, derived_segments  # noqa: E402
 from SIRTDosimetryLib.testing import scenarios  # noqa: E402
-from SIRTDosimetryLib.mrml.derived_segments import (  # noqa: E402
-    NORMAL_PERFUSED_NAME,
-    WHOLE_NORMAL_NAME,
-    DerivedSegmentsSpec,
-    add_derived_segments,
-    derived_record,
-    threshold_segment_name,
-)
+from SIRTDosimetryLib.analysis.segment_derivation import DerivedSegmentsSpec, threshold_segment_name  # noqa: E402
+from SIRTDosimetryLib.mrml.derived_segments import add_derived_segments, derived_record  # noqa: E402
+from SIRTDosimetryLib.vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import load_segmentation, load_volume, new_scene, read_scene, save_scene  # noqa: E402
 

@@ -111,16 +111,32 @@ def test_relative_calibration_distributes_activity_over_voi():
 
 
 @pytest.mark.parametrize(
-    "cal, message",
+    "kwargs, message",
     [
-        (RelativeCalibration(administered_activity_bq=-1), "administered activity"),
-        (RelativeCalibration(administered_activity_bq=1e9, lung_shunt_fraction=1.2), "lung shunt fraction"),
-        (RelativeCalibration(administered_activity_bq=1e9, lung_shunt_fraction=0.1, lungs_in_voi=True), "counted|counts"),
+        (dict(administered_activity_bq=-1), "administered activity"),
+        (dict(administered_activity_bq=1e9, lung_shunt_fraction=1.2), "lung shunt fraction"),
+        (dict(administered_activity_bq=1e9, lung_shunt_fraction=0.1, lungs_in_voi=True), "counted|counts"),
+        (dict(administered_activity_bq=1e9, calibration_voi=()), "calibration VOI"),
     ],
 )
-def test_relative_calibration_bad_input(cal, message):
+def test_relative_calibration_bad_input_refused_when_made(kwargs, message):
     with pytest.raises(SIRTInputError, match=message):
-        calibrate(np.ones((2, 2, 2)), 1.0, cal, Y90, np.ones((2, 2, 2)))
+        RelativeCalibration(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(units="bq_per_ml", camera_factor_cps_per_mbq=10.0), "count images"),
+        (dict(units="counts", camera_factor_cps_per_mbq=-1.0), "camera factor"),
+        (dict(units="uci_per_ml"), "unknown image units"),
+        (dict(units="bq_per_ml", administration_time=datetime(2024, 5, 2)), "both"),
+        (dict(units="bq_per_ml", administration_time=datetime(2024, 5, 2), scan_time=datetime(2024, 5, 1)), "before"),
+    ],
+)
+def test_absolute_calibration_bad_input_refused_when_made(kwargs, message):
+    with pytest.raises(SIRTInputError, match=message):
+        AbsoluteCalibration(**kwargs)
 
 
 def test_relative_calibration_zero_counts_in_voi():

@@ -27,7 +27,7 @@ pyradiomics' classes and features in ``extract.expected_columns`` order.
 
 Values are those of ``extract.extract_image_features`` on the same image and segmentation read from
 files, bitwise: the same code maps the segments onto each image's grid, plans and runs pyradiomics
-(``extract.structure_masks``, ``plan_image_features``, ``run_task``, ``assemble``). When Slicer holds
+(``masks.structure_masks``, ``plan_image_features``, ``run_task``, ``assemble``). When Slicer holds
 the voxels in another order than the file (it reverses the slices of a negative-z SPECT), the masks
 are the same voxels, but first-order and texture sums run in another order (equal to ~1e-15) and
 pyradiomics' marching cubes meshes the reversed mask differently (mesh-based shape features such
@@ -75,6 +75,8 @@ from SIRTDosimetryLib.mrml._vtk import numpy_support, slicer_module
 from SIRTDosimetryLib.mrml.logic import CancelCheck, OperationCancelled, ProgressCallback, volume_units
 
 from .. import extract, naming
+from ..masks import grid_key, structure_masks
+from ..sparse_mcc import enable_sparse_mcc
 from ..presets import Preset, load_preset
 
 __all__ = ["extract_features_from_nodes", "OperationCancelled", "FEATURE_TABLE_KIND", "ATTRIBUTE_PREFIX", "IMAGE_ORDER"]
@@ -424,7 +426,7 @@ def extract_features_from_nodes(
             _set_provenance(table_node, attributes, references)
     finally:
         if not sparse_before:
-            extract.enable_sparse_mcc(False)  # leave pyradiomics in Slicer's process as it was found
+            enable_sparse_mcc(False)  # leave pyradiomics in Slicer's process as it was found
     steps(1.0, f"Done: {table_node.GetNumberOfColumns()} columns", cancellable=False)
     return table_node
 
@@ -468,9 +470,9 @@ def _compute(images, segmentation_node, roles, segment_ids, source, preset, step
         if frame not in exports:  # images sharing a frame (e.g. dose and BED) share the export
             exports[frame] = _export(segmentation_node, node, names, empty)
         image, units = _image(node, kind)
-        key = (frame, extract._grid_key(image))
+        key = (frame, grid_key(image))
         if key not in masks:  # ... and images on one grid share the (supersampled) masks
-            masks[key] = extract.structure_masks(image, exports[frame], roles, preset)
+            masks[key] = structure_masks(image, exports[frame], roles, preset)
         extract.plan_image_features(planner, image, masks[key], kind, source)
         inputs[kind] = {**_node_record(node), "voxels_sha256": convert.voxels_sha256(node), **({"units": units} if kind == "pet" else {})}
     inputs["segmentation"] = {**_node_record(segmentation_node), "segments_sha256": convert.segmentation_sha256(segmentation_node)}

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SIRTDosiomicsLib.extract import Planner, StructureMask, assemble, run_serial
+from SIRTDosiomicsLib.extract import Planner, assemble, run_serial
+from SIRTDosiomicsLib.masks import StructureMask
 from SIRTDosiomicsLib.presets import FEATURE_CLASSES, ImageSettings, Preset
 
 DATA = Path(__file__).resolve().parents[3] / "Testing" / "Data" / "pyradiomics"

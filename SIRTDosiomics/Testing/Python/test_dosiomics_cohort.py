@@ -13,7 +13,8 @@ import SimpleITK as sitk
 
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosiomicsLib import cli, cohort, naming
-from SIRTDosiomicsLib.cohort import ManifestError, extract_cohort, patient_from_record, read_manifest, run_manifest
+from SIRTDosiomicsLib.cohort import extract_cohort, run_manifest
+from SIRTDosiomicsLib.manifest import ManifestError, patient_from_record, read_manifest
 from SIRTDosiomicsLib.presets import load_preset
 
 FAST = {"images": {"dose": {"bin_width": 10.0}, "bed": {"bin_width": 10.0}}}  # few grey levels: quick tests

@@ -11,18 +11,17 @@ import SimpleITK as sitk
 import radiomics
 from radiomics import featureextractor
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation
-from SIRTDosiomicsLib import extract, naming, presets
+from SIRTDosiomicsLib import extract, naming, presets, sparse_mcc
 from SIRTDosiomicsLib.extract import (
     Planner,
-    StructureMask,
     assemble,
-    enable_sparse_mcc,
     expected_columns,
     extract_image_features,
     feature_names,
     run_serial,
-    sparse_mcc_q,
 )
+from SIRTDosiomicsLib.masks import StructureMask
+from SIRTDosiomicsLib.sparse_mcc import enable_sparse_mcc, sparse_mcc_q
 from SIRTDosiomicsLib.presets import (
     EXPECTED_FEATURE_COUNTS,
     FEATURES_PER_STRUCTURE,
@@ -292,7 +291,7 @@ def test_sparse_mcc_feature_is_bitwise_the_engines():
 
 
 def test_sparse_mcc_refuses_an_unverified_engine(monkeypatch):
-    monkeypatch.setattr(extract, "VERIFIED_MCC_SOURCE_SHA256", "0" * 64)
+    monkeypatch.setattr(sparse_mcc, "VERIFIED_MCC_SOURCE_SHA256", "0" * 64)
     assert enable_sparse_mcc(True) is False
 
 

@@ -27,7 +27,7 @@ from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import Segment, Segmentation  # noqa: E402
 from SIRTDosimetryLib.mrml import convert  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene  # noqa: E402
-from SIRTDosiomicsLib import extract, naming  # noqa: E402
+from SIRTDosiomicsLib import extract, naming, sparse_mcc  # noqa: E402
 from SIRTDosiomicsLib.mrml import logic  # noqa: E402
 from SIRTDosiomicsLib.testing import scenarios  # noqa: E402
 
@@ -205,12 +205,12 @@ def test_the_process_is_left_as_found(scene):
     only while features are computed."""
     volume, segmentation = _synthetic(scene)
     was = logic._sparse_mcc_active()
-    extract.enable_sparse_mcc(False)
+    sparse_mcc.enable_sparse_mcc(False)
     try:
         logic.extract_features_from_nodes({"dose": volume}, segmentation, {"tumour": ["target"]}, "y90", {"classes": ["glcm"]})
         assert not logic._sparse_mcc_active()
     finally:
-        extract.enable_sparse_mcc(was)
+        sparse_mcc.enable_sparse_mcc(was)
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with extract.one_blas_thread():
         inside = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]

@@ -1,0 +1,80 @@
+"""The shared parallel + resume engine: same results inline and in worker processes, atomic keyed results."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosimetryLib.parallel import (
+    DaskExecutor,
+    InlineExecutor,
+    LocalExecutor,
+    ResultStore,
+    available_cpus,
+    make_executor,
+    map_unordered,
+    task_key,
+    worker_count,
+)
+
+
+def _power(base: float, exponent: float) -> float:
+    return math.pow(base, exponent)
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_results_are_the_same_inline_and_in_worker_processes():
+    calls = [(1.5, k) for k in range(6)]
+    inline = sorted(map_unordered(_power, calls, workers=1))
+    pooled = sorted(map_unordered(_power, calls, workers=2))
+    assert inline == pooled == sorted(1.5**k for k in range(6))
+    assert list(map_unordered(_power, [], workers=2)) == []
+
+
+def test_an_error_in_a_task_reaches_the_caller():
+    with pytest.raises(ValueError, match="bad task"):
+        list(map_unordered(_fail, [("bad task",)], workers=1))
+
+
+def test_executor_choice_and_worker_counts():
+    assert isinstance(make_executor(1), InlineExecutor)
+    pool = make_executor(2)
+    try:
+        assert isinstance(pool, LocalExecutor) and pool.workers == 2
+    finally:
+        pool.close()
+    assert worker_count(None) == worker_count(-1) == available_cpus()
+    assert worker_count(-2) == max(1, available_cpus() - 1)
+    assert worker_count(0) == 1
+
+
+def test_result_store_resumes_only_results_with_the_same_key(tmp_path):
+    store = ResultStore(tmp_path / "results", "test-schema/1")
+    key = task_key({"inputs": [1, 2], "parameters": {"a": 0.5}}, b"\x00\x01")
+    assert key == task_key({"parameters": {"a": 0.5}, "inputs": [1, 2]}, b"\x00\x01")  # key order does not matter
+    assert key != task_key({"inputs": [1, 2], "parameters": {"a": 0.5}}, b"\x00\x02")  # the data does
+    assert store.load("task-1", key) is None
+    path = store.save("task-1", key, {"value": 0.1 + 0.2, "missing": float("nan")})
+    result = store.load("task-1", key)
+    assert result["value"] == 0.1 + 0.2 and math.isnan(result["missing"])  # floats come back bit for bit
+    assert store.load("task-1", "another key") is None
+    assert ResultStore(tmp_path / "results", "test-schema/2").load("task-1", key) is None
+    assert json.loads(path.read_text())["key"] == key
+    path.write_text('{"schema": "test-schema/1", "key": ')  # a file cut short by a killed run
+    assert store.load("task-1", key) is None
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["task-1.json"]  # no temporary file left
+
+
+def test_unreachable_dask_scheduler_fails_quickly_with_one_line():
+    pytest.importorskip("distributed")
+    start = time.perf_counter()
+    with pytest.raises(SIRTInputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9") as error:
+        DaskExecutor("tcp://127.0.0.1:9", timeout_s=2.0)
+    assert time.perf_counter() - start < 30.0
+    assert "\n" not in str(error.value)
