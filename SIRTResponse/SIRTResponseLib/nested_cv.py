@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from sklearn.base import clone
@@ -42,12 +42,22 @@ from .models import make_classifier, param_grid, preprocessing_steps, selection_
 if TYPE_CHECKING:
     from joblib import Memory
 
-    from .study import StudyConfig
+
+class CVSettings(Protocol):
+    """The settings of :class:`.study.StudyConfig` that the cross-validation reads."""
+
+    n_features: tuple[int, ...]
+    outer_folds: int
+    inner_folds: int
+    seed: int
+    redundancy_threshold: float
+    smote: bool
+    smote_k: int
 
 _SCORER = get_scorer("roc_auc")
 
 
-def outer_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def outer_splits(config: CVSettings, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
     if groups is None:
         splitter = StratifiedKFold(config.outer_folds, shuffle=True, random_state=config.seed)
         return list(splitter.split(np.zeros(len(y)), y))
@@ -55,7 +65,7 @@ def outer_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None) 
     return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
-def inner_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def inner_splits(config: CVSettings, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified inner folds; fewer than ``inner_folds`` when the minority class is smaller."""
     if groups is None:
         minority = int(np.bincount(y).min())
@@ -134,7 +144,7 @@ def nested_cv_group(
     X: np.ndarray,
     y: np.ndarray,
     groups: np.ndarray | None,
-    config: StudyConfig,
+    config: CVSettings,
     memory: Memory | None = None,
 ) -> tuple[dict[str, ClassifierFolds], float]:
     """Nested CV of every classifier with one selector on these rows.
@@ -184,7 +194,7 @@ def _best_candidate(means: np.ndarray) -> int:
     return int(np.argmax(np.nan_to_num(means, nan=np.nanmin(means) - 1)))
 
 
-def _fold(name: str, selector: str, grid: dict, prepared: dict, validation: list, config: StudyConfig, result: ClassifierFolds, fold: int, test: np.ndarray) -> None:
+def _fold(name: str, selector: str, grid: dict, prepared: dict, validation: list, config: CVSettings, result: ClassifierFolds, fold: int, test: np.ndarray) -> None:
     """One outer fold of one classifier: grid search on the inner splits, refit, predict the test rows."""
     if result.error:
         return
