@@ -206,14 +206,21 @@ def main() -> int:
     }
     if null is not None:
         report["study_null"] = {"reruns": null.n_permutations, "seconds": null.seconds, "seconds_per_rerun": null.seconds / null.n_permutations, "study_wall_s": wall}
-    if args.reference:
-        report["reference"] = _reference(cohort, result.columns, config)
-    if args.dask_workers:
-        report["dask"] = _dask_scaling(cohort, rules, chosen, config, [int(n) for n in args.dask_workers.split(",")])
     if len(result.columns) < len(all_columns):
         report["extrapolated_full_study"] = _extrapolate(per_model, {s: len(c) for s, c in all_columns.items()}, args.jobs)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    def save() -> None:  # after each part, so that a long run interrupted later keeps what it measured
+        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    save()
+    if args.reference:
+        report["reference"] = _reference(cohort, result.columns, config)
+        report["reference"]["load_average_after"] = os.getloadavg()
+        save()
+    if args.dask_workers:
+        report["dask"] = _dask_scaling(cohort, rules, chosen, config, [int(n) for n in args.dask_workers.split(",")])
+        save()
 
     print("| models | wall (s) | compute (s) | mean s/model | median s/model | wall s/model | results table (s) |")
     print("|---|---|---|---|---|---|---|")
