@@ -89,6 +89,8 @@ def _progress_bar(desc: str):
     def update(outcome, done: int, total: int) -> None:
         if "bar" not in state:
             state["bar"] = tqdm(total=total, desc=desc, unit="model", file=sys.stderr, dynamic_ncols=True)
+        if outcome is None:  # the study starts
+            return
         state["bar"].update(1)
         if done == total:
             state["bar"].close()

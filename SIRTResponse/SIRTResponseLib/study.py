@@ -272,9 +272,12 @@ def run_study(
     n_jobs: int = 1,
     dask_address: str | None = None,
     overwrite: bool = False,
-    progress: Callable[[ModelOutcome, int, int], None] | None = None,
+    progress: Callable[[ModelOutcome | None, int, int], None] | None = None,
 ) -> StudyResult:
-    """Run (or resume) every model of the study and tabulate the results."""
+    """Run (or resume) every model of the study and tabulate the results.
+
+    ``progress(outcome, models done, models to compute)`` is called once before the first model
+    (``outcome`` None, 0 done) and after each model."""
     start = time.perf_counter()
     folder = Path(folder)
     check_cohort(cohort, config)
@@ -303,6 +306,8 @@ def run_study(
         for (strategy, selector), classifiers in tasks.items()
     ]
     done = 0
+    if progress is not None:
+        progress(None, 0, len(todo))
     for group in map_unordered(run_model_group, calls, n_jobs, dask_address):
         for outcome in group:
             done += 1

@@ -106,6 +106,8 @@ class _ProgressBars:
 
     def models(self, outcome, done: int, total: int) -> None:
         bar = self._bar("models", total, "models", "model")
+        if outcome is None:  # the study starts
+            return
         bar.update(1)
         if outcome.status != "ok":
             bar.write(f"{outcome.id}: FAILED ({outcome.error})", file=sys.stderr)
