@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   set everything up and run the dose engine on the bundled sample patients
+#   make demo   set everything up and run the whole chain on the bundled sample patients
 #   make test   set everything up and run the whole test suite (what .ci/run runs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosimetryLib.selection import select_segments, split_patterns
 
 from . import naming
 
@@ -58,15 +59,25 @@ def add_parser(subparsers) -> None:
     s.add_argument("--image", type=Path, help="image file (NRRD, NIfTI, MHA)")
     s.add_argument("--segmentation", type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     s.add_argument("--kind", choices=naming.IMAGE_KINDS, help="what the image is (selects the preset's settings)")
-    s.add_argument("--radionuclide", "--source", dest="source", default="y90",
+    s.add_argument("--source", dest="source", default="y90",
                    help="source of the image: y90 (90Y) or maa (99mTc-MAA); selects dose/BED clip values (default y90)")
+    s.add_argument("--radionuclide", dest="source", action=_DeprecatedSource, help=argparse.SUPPRESS)
     s.add_argument("--structure", action="append", default=[], metavar="NAME=SEGMENT[|SEGMENT...]",
-                   help="a structure (tumour, npl, wnl or your own name) and its segment(s); repeatable; "
-                        "default: every segment as its own structure")
+                   help="a structure (tumour, npl, wnl or your own name) and its segment(s): names, globs (Tumor*) or "
+                        "roles (@tumour); repeatable; default: every segment as its own structure")
     s.add_argument("--units", help="image units (pet: bq_per_ml, kbq_per_ml, mbq_per_ml: converted to Bq/mL)")
     s.add_argument("--clip-upper", type=float, metavar="GY",
                    help="dose/BED: upper clip value for every structure, instead of the preset's per-structure table")
     p.set_defaults(run=run)
+
+
+class _DeprecatedSource(argparse.Action):
+    """``--radionuclide`` for the image source: the old spelling, kept working with a warning
+    (``--radionuclide`` means the nuclide in ``sirt dose``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print("warning: 'sirt features --radionuclide' is deprecated; use --source y90|maa", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _structures(items: list[str], segment_names: list[str]) -> dict[str, tuple[str, ...]]:
@@ -78,7 +89,7 @@ def _structures(items: list[str], segment_names: list[str]) -> dict[str, tuple[s
         if not sep or not name.strip() or not segments.strip():
             raise SIRTInputError(f"--structure must look like NAME=SEGMENT[|SEGMENT...], got {item!r}")
         try:
-            out[naming.structure_token(name)] = tuple(s.strip() for s in segments.split("|") if s.strip())
+            out[naming.structure_token(name)] = tuple(select_segments(split_patterns(segments), segment_names, f"--structure {name}"))
         except naming.NamingError as exc:
             raise SIRTInputError(str(exc)) from None
     return out
@@ -159,6 +170,10 @@ def run_cohort(args) -> int:
         raise SIRTInputError("--manifest needs --output (a folder)")
     if args.workers is not None and args.workers < 1:
         raise SIRTInputError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler:  # before any folder is made
+        from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+
+        check_scheduler_reachable(args.scheduler)
     frame, outcomes = run_manifest(
         args.manifest,
         args.output,

@@ -23,6 +23,8 @@ fold at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +121,9 @@ class Cohort:
         }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV, TSV or Parquet table; ids stay text."""
+def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """A CSV, TSV or Parquet table; the ``text_columns`` (ids) of a CSV/TSV are read as text, so
+    that ids "1" and "01" stay two different patients."""
     path = Path(path)
     if not path.is_file():
         raise SIRTInputError(f"table {path} does not exist")
@@ -130,7 +133,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if suffix in (".csv", ".tsv", ".txt"):
         # round_trip: the values written by 'sirt features' come back bit for bit (pandas 2's default parser
         # is off in the last digit for some doubles).
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip")
+        dtype = {c: str for c in text_columns if c}
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip", dtype=dtype)
     raise SIRTInputError(f"{path}: tables must be .csv, .tsv or .parquet")
 
 
@@ -149,7 +153,8 @@ def numeric_features(table: pd.DataFrame) -> pd.DataFrame:
     frame = table[columns]
     bad = [c for c in columns if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     if bad:
-        raise SIRTInputError(f"feature columns must be numeric; encode or drop {bad[:10]}{' ...' if len(bad) > 10 else ''}")
+        raise SIRTInputError(f"feature columns must be numeric; declare text columns categorical (--categorical "
+                             f"COLUMN=one_hot or COLUMN=ordinal:A,B,C) or drop {bad[:10]}{' ...' if len(bad) > 10 else ''}")
     return frame.astype(float)
 
 
@@ -207,5 +212,69 @@ def load_cohort(
     **kwargs,
 ) -> Cohort:
     """:func:`build_cohort` on tables read from files (CSV, TSV or Parquet)."""
-    labels = read_table(labels_path) if labels_path is not None else None
-    return build_cohort(read_table(features_path), labels, **kwargs)
+    keys = (kwargs.get("id_column", "patient_id"), kwargs.get("lesion_column"))
+    labels = read_table(labels_path, keys) if labels_path is not None else None
+    return build_cohort(read_table(features_path, keys), labels, **kwargs)
+
+
+# --- clinical text variables -----------------------------------------------------------------------
+
+CATEGORICAL_KINDS = ("one_hot", "ordinal")
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """How a text column becomes numbers: ``ordinal`` (levels in order → 0, 1, 2, ...) or ``one_hot``
+    (one 0/1 column per level; the levels are those given, else those present, sorted)."""
+
+    kind: str
+    levels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in CATEGORICAL_KINDS:
+            raise SIRTInputError(f"categorical kind must be one of {', '.join(CATEGORICAL_KINDS)}, got {self.kind!r}")
+        if self.kind == "ordinal" and len(self.levels) < 2:
+            raise SIRTInputError("an ordinal variable needs its levels in order, e.g. ordinal:A,B,C")
+        if len(set(self.levels)) != len(self.levels):
+            raise SIRTInputError(f"repeated categorical levels in {list(self.levels)}")
+
+
+def parse_categorical(spec) -> Categorical:
+    """``"one_hot"``, ``"ordinal:A,B,C"`` or a mapping ``{ordinal: [A, B, C]}`` / ``{one_hot: [x, y]}``."""
+    if isinstance(spec, dict) and len(spec) == 1:
+        kind, levels = next(iter(spec.items()))
+        levels = levels if isinstance(levels, (list, tuple)) else str(levels).split(",")
+    else:
+        kind, _, text = str(spec).partition(":")
+        levels = text.split(",") if text else []
+    return Categorical(str(kind).strip().lower().replace("-", "_"), tuple(str(v).strip() for v in levels if str(v).strip()))
+
+
+def encode_categorical(table: pd.DataFrame, declared: dict[str, Categorical]) -> pd.DataFrame:
+    """The table with each declared text column replaced by numbers; empty cells stay empty (NaN).
+
+    A value that is not one of the declared levels is an error (a typo must not become a new category).
+    """
+    table = table.copy()
+    for column, spec in declared.items():
+        _require(table, [column], "the table")
+        values = table[column].map(lambda v: None if pd.isna(v) or str(v).strip() == "" else _normalise_level(v))
+        present = sorted({v for v in values if v is not None})
+        levels = list(spec.levels) or present
+        unknown = sorted(set(present) - set(levels))
+        if unknown:
+            raise SIRTInputError(f"column {column!r}: values {unknown} are not among the declared levels {levels}")
+        position = table.columns.get_loc(column)
+        table = table.drop(columns=[column])
+        if spec.kind == "ordinal":
+            table.insert(position, column, [np.nan if v is None else float(levels.index(v)) for v in values])
+        else:
+            for offset, level in enumerate(levels):
+                name = f"{column}_{re.sub(r'[^a-z0-9]+', '_', level.lower()).strip('_')}"
+                table.insert(position + offset, name, [np.nan if v is None else float(v == level) for v in values])
+    return table
+
+
+def _normalise_level(value) -> str:
+    text = str(value).strip()
+    return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text

@@ -17,6 +17,7 @@ Patient-level: ``lsf`` (lung shunt fraction) and ``injected_activity_gbq``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -287,3 +288,27 @@ def constraints_table(results: Sequence[StructureConstraints]) -> tuple[list[str
     header = ["structure", "role", "source", "definition", *columns]
     rows = [[r.name, r.role, r.source, r.definition, *(r.features.get(c) for c in columns)] for r in results]
     return header, rows
+
+
+def structure_slug(name: str) -> str:
+    """A structure name as a column prefix: lower case, runs of other characters as one ``_`` (``Tumor 1`` → ``tumor_1``)."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "structure"
+
+
+def wide_constraints_table(results: Sequence[StructureConstraints], patient_id: str,
+                           patient: dict | None = None) -> tuple[list[str], list[list]]:
+    """One row per patient: ``patient_id``, the patient values (LSF, injected activity) and
+    ``<structure>_<constraint>`` for every structure, in the order of ``constraints.csv``.
+
+    Two structures whose names give the same prefix are an error (their columns would collide).
+    """
+    header, rows = constraints_table(results)
+    features = header[4:]
+    slugs = [structure_slug(r.name) for r in results]
+    repeated = sorted({s for s in slugs if slugs.count(s) > 1})
+    if repeated:
+        raise SIRTInputError(f"structure names give the same column prefix {repeated}; rename the segments")
+    numeric = {k: v for k, v in (patient or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    wide_header = ["patient_id", *numeric, *(f"{s}_{f}" for s in slugs for f in features)]
+    wide_row = [patient_id, *numeric.values(), *(v for row in rows for v in row[4:])]
+    return wide_header, [wide_row]

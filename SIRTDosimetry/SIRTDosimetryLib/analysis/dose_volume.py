@@ -17,6 +17,7 @@ from ..errors import SIRTInputError
 from ..io.segmentations import Segmentation
 from ..io.volumes import voxel_volume_ml
 from ..nuclides import Y90
+from ..selection import select_segments
 from ..structures import PartialVoxelMode, map_segments
 from ..vocabulary import NORMAL_PERFUSED_NAME, WHOLE_NORMAL_NAME
 from .comparison import same_grid
@@ -115,7 +116,7 @@ def _check_on_grid(image: sitk.Image | None, reference: sitk.Image, what: str) -
 def _segments_needed(options: DoseVolumeOptions, segmentation: Segmentation) -> list[str]:
     if options.segments is None:
         return list(segmentation.names)
-    return resolve_names(options.segments, segmentation.names, "segment")
+    return select_segments(options.segments, segmentation.names, "segment")
 
 
 def _lq_for(structure: AnalysisStructure, options: DoseVolumeOptions) -> LQParameters | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from .dvh import DVH
 
 
-def _pyplot():
+def agg_pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -19,7 +19,7 @@ def _pyplot():
 
 def plot_dvhs(dvhs: Sequence[DVH], path: Path, title: str, overlay: Sequence[DVH] = (), overlay_label: str = "reference") -> None:
     """Cumulative DVHs (volume % vs Gy), one line per structure; ``overlay`` curves dashed in the same colours."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     try:
         colours = {}

@@ -3,7 +3,7 @@
 Outputs (written together or not at all, see ``io.writers.commit_outputs``):
 ``dvh.csv`` (long format: structure, quantity, level_gy, cumulative and differential volumes),
 ``constraints.csv`` and ``constraints.json`` (one row/object per structure; names in
-docs/dose-volume.md), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
+docs/dose-volume.md), ``constraints_wide.csv`` (one row for the patient: ``<structure>_<constraint>``), ``dvh_dose.png`` (and ``dvh_bed.png``), ``lesions.csv`` with ``--lesions``,
 and with ``--planned-dose``: ``dose_difference_gy.nrrd``, ``comparison.csv``,
 ``isodose_dice.csv`` and ``dvh_comparison.png``.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.comparison import dose_difference, feature_differences, isodose_dice, resample_like, same_grid
-from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar
+from ..analysis.constraints import compute_constraints, constraints_table, lung_shunt_fraction_planar, wide_constraints_table
 from ..analysis.derived import DEFAULT_HEALTHY_LIVER_MARGIN_MM, DEFAULT_MIN_LESION_VOLUME_ML, DEFAULT_THRESHOLD_FRACTION
 from ..analysis.dose_volume import DoseVolumeOptions, DoseVolumeResult, ThresholdSpec, analyse_dose_volume, constraints_document
 from ..analysis.dvh import DEFAULT_BIN_WIDTH_GY, DVH_CSV_COLUMNS, DX_METHODS, dvh_from_sample, dvh_rows
@@ -33,7 +33,7 @@ from ..nuclides import Y90
 from ..provenance import provenance
 from ..structures import PARTIAL_VOXEL_MODES
 from ..dose.parameters import lq_parameters, name_value_pairs, to_number
-from .arguments import label_names
+from .arguments import label_names, name_list
 
 SCHEMA = "slicer-sirt/dose-volume/1"
 DEFAULT_ISODOSE_LEVELS_GY = (20.0, 50.0, 70.0, 100.0, 120.0, 205.0)
@@ -51,7 +51,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
-    p.add_argument("--segments", help="comma-separated segments (names or globs) to analyse (default all)")
+    p.add_argument("--segments", action="append", help="segments to analyse (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated with a name holding a comma in double quotes')
+    p.add_argument("--patient-id", help="patient id of the one-row table constraints_wide.csv (default: the dose file's folder name)")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
     s = p.add_argument_group("structures")
     s.add_argument("--tumours", action="append", metavar="PATTERN", help="tumour structures (names or globs, repeatable; default: names containing tumor/tumour/lesion)")
@@ -130,7 +132,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
     lq = lq_parameters(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
     bed_params = tuple(lq.items())
     return DoseVolumeOptions(
-        segments=tuple(_split(args.segments)) or None,
+        segments=tuple(name_list(args.segments, "--segments")) if args.segments else None,
         partial_voxels=args.partial_voxels,
         tumour_patterns=tuple(args.tumours) if args.tumours else DoseVolumeOptions.tumour_patterns,
         tumour_patterns_given=bool(args.tumours),
@@ -217,12 +219,14 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
 
     inputs = {"dose": args.dose, "segmentation": args.segmentation, "bed": args.bed, "counts": args.counts, "planned_dose": args.planned_dose}
     parameters = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
-    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
+    outputs = {"dvh": "dvh.csv", "constraints_csv": "constraints.csv", "constraints_wide_csv": "constraints_wide.csv", "constraints_json": "constraints.json", "dvh_dose_png": "dvh_dose.png"}
     writers = {}
     dose_dvhs = [d for d in result.dvhs if d.quantity == "dose"]
     bed_dvhs = [d for d in result.dvhs if d.quantity == "bed"]
     writers["dvh.csv"] = partial(write_csv, DVH_CSV_COLUMNS, dvh_rows(result.dvhs))
     writers["constraints.csv"] = partial(write_csv, *constraints_table(result.constraints))
+    patient_id = args.patient_id or Path(args.dose).resolve().parent.name
+    writers["constraints_wide.csv"] = partial(write_csv, *wide_constraints_table(result.constraints, patient_id, result.patient))
     writers["dvh_dose.png"] = partial(plot_dvhs, dose_dvhs, title="Dose-volume histograms")
     if bed_dvhs:
         outputs["dvh_bed_png"] = "dvh_bed.png"

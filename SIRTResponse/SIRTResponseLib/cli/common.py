@@ -17,14 +17,30 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--criterion", default="mrecist", choices=("mrecist", "easl", "recist", "percist", "binary"), help="response criterion (default mrecist): CR+PR responders, SD+PD non-responders")
     g.add_argument("--id-column", default="patient_id", help="patient id column (default patient_id)")
     g.add_argument("--lesion-column", help="lesion id column: rows are lesions, grouped by patient in every split")
+    g.add_argument("--categorical", action="append", default=[], metavar="COLUMN=one_hot|ordinal:A,B,C",
+                   help="encode a text column (e.g. clinical_child_pugh=ordinal:A,B,C) instead of refusing it (repeatable)")
+
+
+def categorical_declarations(items: list[str]) -> dict:
+    """``COLUMN=SPEC`` items as :class:`~SIRTResponseLib.labels.Categorical` per column."""
+    from ..labels import parse_categorical
+
+    declared = {}
+    for item in items:
+        column, sep, spec = item.partition("=")
+        if not sep or not column.strip():
+            raise SIRTInputError(f"--categorical must look like COLUMN=one_hot or COLUMN=ordinal:A,B,C, got {item!r}")
+        declared[column.strip()] = parse_categorical(spec)
+    return declared
 
 
 def load_cohort_from_args(args: argparse.Namespace):
-    from ..labels import load_cohort
+    from ..labels import build_cohort, encode_categorical, read_table
 
-    return load_cohort(
-        args.features,
-        args.labels,
+    labels = read_table(args.labels) if args.labels is not None else None
+    return build_cohort(
+        encode_categorical(read_table(args.features), categorical_declarations(getattr(args, "categorical", []))),
+        labels,
         label_column=args.label_column,
         criterion=args.criterion,
         id_column=args.id_column,
