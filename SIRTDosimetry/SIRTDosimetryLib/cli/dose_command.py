@@ -114,9 +114,9 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
 
 
 def output_names(params: DoseParameters, rtdose: bool = False) -> list[str]:
-    """The files ``sirt dose`` writes with these parameters (``rtdose``: with the RT Dose files)."""
+    """The files ``sirt dose`` writes with these parameters (``rtdose``: the DICOM RT Dose files too)."""
     maps = ["dose_gy", *(("bed_gy", "eqd2_gy") if params.radiobiology else ())]
-    return [f"{name}.nrrd" for name in maps] + ["summary.json"] + ([f"{name}.dcm" for name in maps] if rtdose else [])
+    return [*(f"{m}.nrrd" for m in maps), "summary.json", *((f"{m}.dcm" for m in maps) if rtdose else ())]
 
 
 def run_dose(
@@ -174,9 +174,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result))
     for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
-    if args.rtdose and not args.activity.is_dir():
-        print("note: the activity is not a DICOM series, so the RT Dose files have a new study and frame of reference "
-              "and no patient identity; 'sirt export --reference SERIES' places them with the source images")
     print(f"wrote {args.output}")
     return 0
 

@@ -28,7 +28,7 @@ from .calibration import (
 )
 from .density import density_from_ct
 from .ldm import ldm_dose_gy
-from .parameters import BED_PRECEDENCES, DoseParameters
+from .parameters import BED_PRECEDENCES, BedPrecedence, DoseParameters
 from .plausibility import (
     LungDose,
     activity_warnings,
@@ -87,7 +87,7 @@ def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dic
         if not clamp:
             raise SIRTInputError(
                 f"the activity image has {counts['negative']} negative and {counts['non_finite']} NaN/infinite voxels; "
-                "pass --clamp-negative (clamp_invalid=True) to set them to zero"
+                "allow setting them to zero (--clamp-negative on the command line, 'Negative voxels to zero' in Slicer)"
             )
         values = np.where(negative | nonfinite, 0.0, values)
     return values, counts
@@ -186,6 +186,22 @@ def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
     return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
 
 
+def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
+    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
+    name = lambda n: segmentation.segment(n).name  # noqa: E731
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
+        radiobiology={name(k): v for k, v in params.radiobiology.items()},
+        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
+
+
 def compute_dose(
     activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
 ) -> DoseResult:
@@ -193,7 +209,7 @@ def compute_dose(
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     """
-    params = select_in(params, segmentation.names)
+    params = _with_segment_names(select_in(params, segmentation.names), segmentation)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())

@@ -8,7 +8,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..errors import SIRTInputError
-from .segmentations import Segmentation
+from .segment_types import Segmentation
 
 CONTOUR_MODALITIES = ("RTSTRUCT", "SEG")
 

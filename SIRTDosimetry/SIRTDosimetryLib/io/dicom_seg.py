@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from ..errors import SIRTInputError
 from .dicom_identity import tag_frame_of_reference
-from .segmentations import Segment, Segmentation
+from .segment_types import Segment, Segmentation
 
 FRACTION_INSIDE = 0.5
 """A voxel of a FRACTIONAL segment belongs to it from this fraction up."""

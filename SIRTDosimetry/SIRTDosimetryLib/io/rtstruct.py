@@ -27,7 +27,7 @@ from pydicom.tag import Tag
 
 from ..errors import SIRTInputError
 from .dicom_identity import tag_frame_of_reference
-from .segmentations import Segment, Segmentation
+from .segment_types import Segment, Segmentation
 
 PIXEL_MM = 0.5
 """Largest in-plane pixel of the rasterised contours: fine against PET/SPECT voxels (2-5 mm), so

@@ -8,50 +8,15 @@ file (SimpleITK cannot read a 4D list-kind NRRD); the geometry is rebuilt as Sim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import nrrd
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import SIRTInputError
+from .segment_types import Segment, Segmentation
 
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    layer: int
-    label_value: int
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """Labelmap layers on one grid, and the segments they hold."""
-
-    layers: tuple[sitk.Image, ...]
-    segments: tuple[Segment, ...]
-    source_path: str
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.segments]
-
-    def segment(self, name: str) -> Segment:
-        for s in self.segments:
-            if s.name == name:
-                return s
-        matches = [s for s in self.segments if s.name.lower() == name.lower()]
-        if len(matches) == 1:
-            return matches[0]
-        raise SIRTInputError(
-            f"segment {name!r} not found in {self.source_path}; segments are: {', '.join(map(repr, self.names))}"
-        )
-
-    def mask(self, name: str) -> np.ndarray:
-        """Boolean mask of a segment on the segmentation's own grid, indexed (z, y, x)."""
-        s = self.segment(name)
-        return sitk.GetArrayViewFromImage(self.layers[s.layer]) == s.label_value
+__all__ = ["Segment", "Segmentation", "read_segmentation"]
 
 
 def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
@@ -78,13 +43,15 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
     path = Path(path)
     if not path.exists():
         raise SIRTInputError(f"segmentation file not found: {path}")
-    from .dicom_contours import is_dicom_file, read_dicom_contours  # imports this module
-
     if path.is_file() and path.stat().st_size == 0:
         raise SIRTInputError(f"segmentation file {path} is empty (0 bytes): the file was not saved or copied completely")
+    from .dicom_contours import is_dicom_file, read_dicom_contours  # on demand: pydicom only when DICOM is read
+
     if path.is_dir() or is_dicom_file(path):
         return read_dicom_contours(path)
     if path.name.lower().endswith(".nrrd"):
+        import nrrd  # here, not at import: the Slicer module works on segmentation nodes without pynrrd
+
         try:
             header = nrrd.read_header(str(path))
         except Exception as exc:  # pynrrd raises several exception types for a bad header
@@ -95,6 +62,8 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
 
 
 def _read_seg_nrrd(path: Path) -> Segmentation:
+    import nrrd
+
     try:
         data, header = nrrd.read(str(path), index_order="C")
     except Exception as exc:
