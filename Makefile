@@ -20,7 +20,7 @@ STAMP312 := $(VENV312)/.installed
 UPSTREAM_PYRADIOMICS := pyradiomics==3.0.1
 define install_venv
 	$(2)/bin/python -m pip install --quiet --upgrade pip
-	$(2)/bin/python -m pip install --quiet -e ".[test]"
+	$(2)/bin/python -m pip install --quiet -e ".[test,mc]"
 	$(2)/bin/python -m pip install --quiet --target $(2)/build-tools "setuptools<81" wheel "versioneer[toml]" \
 	  && PYTHONPATH=$(CURDIR)/$(2)/build-tools $(2)/bin/python -m pip install --quiet --no-build-isolation --no-deps \
 	     --target $(2)/pyradiomics-upstream "$(UPSTREAM_PYRADIOMICS)" \
@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_vsv.py
 	$(VENV)/bin/python bench/bench_features.py
 	$(VENV)/bin/python bench/bench_study.py
+	$(VENV)/bin/python bench/bench_registration.py
 
 clean:
 	rm -rf $(VENV) $(VENV312) demo_output

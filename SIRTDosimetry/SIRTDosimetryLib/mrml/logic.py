@@ -395,7 +395,9 @@ def compute_dose_from_nodes(
         steps(0.25, "Computing the dose")
 
         def numerical_work():
-            dose = compute_dose(activity, segmentation, params, ct=ct) if ct is not None else compute_dose(activity, segmentation, params)
+            # Monte Carlo checks ``cancel`` and stops its workers; its progress is not reported from this
+            # worker thread (the GUI's progress bar belongs to the main thread).
+            dose = compute_dose(activity, segmentation, params, ct=ct, cancel=cancel)
             return dose, (analyse_dose(dose, params) if with_dvh else None)
 
         result, analysis = run(numerical_work)
@@ -576,7 +578,8 @@ def _needed_segments(params: DoseParameters) -> list[str] | None:
     if params.segments is None:
         return None
     voi = getattr(params.calibration, "calibration_voi", ())
-    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    mc_targets = params.monte_carlo.target_segments if params.monte_carlo is not None else ()
+    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *mc_targets]))
 
 
 def _link(dose, activity_node, segmentation_node, table, provenance, params: DoseParameters | None) -> None:
