@@ -113,7 +113,7 @@ def test_bad_manifest_and_options_are_reported_together_before_any_image_is_read
     rc = main.main(["run", str(manifest), "--output", str(tmp_path / "out"), "--model", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert "missing.nrrd" in err and "administered_activity_gbq" in err and "model_card.json" in err
+    assert "missing.nrrd" in err and "needs the administered activity" in err and "model_card.json" in err
     assert not (tmp_path / "out").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
