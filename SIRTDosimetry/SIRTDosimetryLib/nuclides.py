@@ -106,7 +106,15 @@ DENSITY_LUNG_G_PER_ML = 0.3
 DENSITY_WATER_G_PER_ML = 1.0
 
 
+DENSITY_MIN_G_PER_ML = 0.001
+"""Physical floor of a mass density in the body: about that of air (0.0012 g/mL at 20 °C)."""
+DENSITY_MAX_G_PER_ML = 25.0
+"""Above the densest element (osmium, 22.6 g/mL): a larger value is a typing or unit error."""
+
+
 def check_density(value: float, what: str = "density") -> float:
-    if not (value > 0 and math.isfinite(value)):
-        raise SIRTInputError(f"{what} must be a positive number of g/mL, got {value!r}")
+    if not (math.isfinite(value) and DENSITY_MIN_G_PER_ML <= value <= DENSITY_MAX_G_PER_ML):
+        raise SIRTInputError(
+            f"{what} must be a number of g/mL between {DENSITY_MIN_G_PER_ML} (air) and {DENSITY_MAX_G_PER_ML}, got {value!r}"
+        )
     return float(value)

@@ -23,6 +23,7 @@ fold at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,9 @@ class Cohort:
         }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV, TSV or Parquet table; ids stay text."""
+def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """A CSV, TSV or Parquet table; the ``text_columns`` (ids) of a CSV/TSV are read as text, so
+    that ids "1" and "01" stay two different patients."""
     path = Path(path)
     if not path.is_file():
         raise SIRTInputError(f"table {path} does not exist")
@@ -131,7 +133,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if suffix in (".csv", ".tsv", ".txt"):
         # round_trip: the values written by 'sirt features' come back bit for bit (pandas 2's default parser
         # is off in the last digit for some doubles).
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip")
+        dtype = {c: str for c in text_columns if c}
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip", dtype=dtype)
     raise SIRTInputError(f"{path}: tables must be .csv, .tsv or .parquet")
 
 
@@ -209,8 +212,9 @@ def load_cohort(
     **kwargs,
 ) -> Cohort:
     """:func:`build_cohort` on tables read from files (CSV, TSV or Parquet)."""
-    labels = read_table(labels_path) if labels_path is not None else None
-    return build_cohort(read_table(features_path), labels, **kwargs)
+    keys = (kwargs.get("id_column", "patient_id"), kwargs.get("lesion_column"))
+    labels = read_table(labels_path, keys) if labels_path is not None else None
+    return build_cohort(read_table(features_path, keys), labels, **kwargs)
 
 
 # --- clinical text variables -----------------------------------------------------------------------

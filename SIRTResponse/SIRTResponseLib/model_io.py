@@ -39,7 +39,7 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import commit_outputs, write_json
 from SIRTDosimetryLib.provenance import software_versions, to_jsonable
 
-from .model_card import CARD_FILE, CARD_FORMAT, PAYLOAD_FILE, read_checked
+from .model_card import CARD_FILE, CARD_FORMAT, PAYLOAD_FILE, card_integrity_sha256, read_checked
 from .models import selected_features
 
 INTENDED_USE = "research"
@@ -141,12 +141,13 @@ def export_model(folder: str | Path, pipeline, card: dict, overwrite: bool = Fal
     untrusted = _untrusted(payload)
     if untrusted:  # never write a model that load_model would refuse
         raise SIRTInputError(f"the model contains types outside the allow-list: {untrusted}")
-    card = card | {
+    card = to_jsonable(card | {
         "payload": {"file": PAYLOAD_FILE, "format": "skops", "sha256": hashlib.sha256(payload).hexdigest()},
         "allowed_types": list(ALLOWED_TYPES),
-    }
+    })
+    card["integrity"] = {"method": "sha256 of the card's other fields as canonical JSON", "sha256": card_integrity_sha256(card)}
     folder = Path(folder)
-    commit_outputs(folder, {PAYLOAD_FILE: lambda p: p.write_bytes(payload), CARD_FILE: partial(write_json, to_jsonable(card))}, overwrite=overwrite)
+    commit_outputs(folder, {PAYLOAD_FILE: lambda p: p.write_bytes(payload), CARD_FILE: partial(write_json, card)}, overwrite=overwrite)
     return folder
 
 
@@ -178,6 +179,13 @@ def load_model(folder: str | Path) -> LoadedModel:
         raise
     except Exception as exc:  # a damaged or foreign payload: skops raises many kinds of errors
         raise SIRTInputError(f"{folder / PAYLOAD_FILE} cannot be loaded: {type(exc).__name__}: {exc}") from None
+    n_inputs = getattr(pipeline, "n_features_in_", None) if hasattr(pipeline, "predict_proba") else None
+    if n_inputs is None:
+        raise SIRTInputError(f"{folder / PAYLOAD_FILE} is not a fitted classification pipeline; refusing to load")
+    if n_inputs != len(card["input_features"]):
+        raise SIRTInputError(
+            f"{folder / PAYLOAD_FILE} takes {n_inputs} input features but its card lists {len(card['input_features'])}; refusing to load"
+        )
     notes = []
     current = software_versions()
     for name in _CHECKED_PACKAGES:
@@ -198,10 +206,14 @@ class Prediction:
 def predict(model: LoadedModel, table: pd.DataFrame, id_column: str = "patient_id") -> list[Prediction]:
     """Probability of response and class for every row of ``table`` (one row per patient or lesion)."""
     required = model.required_features
+    if table.empty:
+        raise SIRTInputError("the feature table has no rows")
+    if id_column not in table.columns:
+        raise SIRTInputError(f"the feature table has no id column {id_column!r}; name it with --id-column (columns: {', '.join(map(str, table.columns[:10]))}...)")
+    ids = table[id_column].astype(str).tolist()
     missing_columns = [c for c in required if c not in table.columns]
     if missing_columns:
         raise SIRTInputError(f"the model needs feature(s) the table does not have: {missing_columns}")
-    ids = table[id_column].astype(str).tolist() if id_column in table.columns else [str(i) for i in table.index]
     values = table.reindex(columns=model.input_features)
     try:
         values = values.astype(float)
@@ -215,7 +227,7 @@ def predict(model: LoadedModel, table: pd.DataFrame, id_column: str = "patient_i
     if incomplete:
         raise SIRTInputError("missing required feature values: " + "; ".join(f"{k}: {v}" for k, v in incomplete.items()))
     probabilities = model.pipeline.predict_proba(values.to_numpy())[:, 1]
-    threshold = float(model.card.get("decision_threshold", 0.5))
+    threshold = float(model.card["decision_threshold"])
     ranges = model.card["training_range"]
     predictions = []
     for row_id, probability, row in zip(ids, probabilities, values[required].to_numpy()):

@@ -9,15 +9,15 @@ from pathlib import Path
 
 from ..dose.engine import DoseResult, compute_dose
 from ..dose.kernels import KERNEL_SOURCES
-from ..dose.parameters import CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters
-from ..dose.radiobiology import PRESETS
+from ..dose.parameters import BED_PRECEDENCES, CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters, name_value_pairs
+from ..dose.radiobiology import PRESET_HALF_LIFE_H, PRESETS
 from ..dose.report import dose_summary
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
-from ..io.writers import commit_outputs, write_image, write_json
+from ..io.writers import check_outputs, commit_outputs, write_image, write_json
 from ..nuclides import DENSITY_SOFT_TISSUE_G_PER_ML, RADIONUCLIDES
 from ..structures import PARTIAL_VOXEL_MODES
-from .arguments import label_names
+from .arguments import label_names, name_list
 
 
 def add_parser(subparsers) -> None:
@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ct", type=Path, help="CT registered to the activity image, for a density per voxel")
     p.add_argument("--hu-density-table", type=Path, help="CSV hu,density_g_per_ml: the CT scanner's calibration")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
-    p.add_argument("--segments", help="segments to report: names, globs (Tumor*) or roles (@tumour), comma-separated (default all)")
+    p.add_argument("--segments", action="append", help="segments to report (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated; quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
     p.add_argument(
@@ -54,7 +55,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
     a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
     r = p.add_argument_group("relative calibration")
-    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq)")
+    r.add_argument("--administered-activity-gbq", type=float, help="activity administered (GBq); with absolute calibration only checked against the image")
+    r.add_argument("--lung-mass-g", type=float, help="lung mass (g) for the partition-model lung dose with --lung-shunt-fraction (1000 g is the conventional value)")
     r.add_argument("--lung-shunt-fraction", type=float, default=0.0, help="lung shunt fraction, 0-1 (default 0)")
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
@@ -66,7 +68,12 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="NAME=PRESET|AB,TREP",
         help=f"LQ parameters for segments (a name, a glob such as Tumor*, or @tumour): a preset ({', '.join(PRESETS)}) or alpha/beta (Gy),T_rep (h); "
-        "writes BED and EQD2 maps; later entries win where segments overlap",
+        "writes BED and EQD2 maps",
+    )
+    b.add_argument(
+        "--bed-precedence", choices=BED_PRECEDENCES, default="smallest",
+        help="where segments with LQ parameters overlap: the smallest segment wins (default: a tumour keeps its own "
+        "parameters inside its liver) or the last --bed-params entry",
     )
     p.set_defaults(run=run)
 
@@ -94,9 +101,16 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         partial_voxels=args.partial_voxels,
         clamp_negative=args.clamp_negative,
         radiobiology=args.bed_params,
+        bed_precedence=args.bed_precedence,
         hu_density_table=args.hu_density_table,
-        segments=args.segments,
+        segments=name_list(args.segments, "--segments") if args.segments else None,
+        lung_mass_g=args.lung_mass_g,
     )
+
+
+def output_names(params: DoseParameters) -> list[str]:
+    """The files ``sirt dose`` writes with these parameters."""
+    return ["dose_gy.nrrd", "summary.json", *(("bed_gy.nrrd", "eqd2_gy.nrrd") if params.radiobiology else ())]
 
 
 def run_dose(
@@ -110,6 +124,8 @@ def run_dose(
     ct_path: Path | None = None,
 ) -> tuple[DoseResult, dict]:
     """Read, compute and write; returns the result and the summary written."""
+    input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
+    check_outputs(output, output_names(params), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
@@ -139,10 +155,21 @@ def run(args: argparse.Namespace) -> int:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
-    for warning in result.warnings:
+    for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")
     return 0
+
+
+def preset_half_life_warnings(bed_params: list[str], half_life_h: float) -> list[str]:
+    """A preset published with another half-life than the one used (e.g. 64.2 h vs 64.1 h)."""
+    used = {value for _, value in name_value_pairs(bed_params, "--bed-params") if value in PRESET_HALF_LIFE_H}
+    return [
+        f"LQ preset {name!r} was published with a half-life of {PRESET_HALF_LIFE_H[name]} h; this run uses {half_life_h} h "
+        f"(pass --half-life-h {PRESET_HALF_LIFE_H[name]} to reproduce the published values)"
+        for name in sorted(used)
+        if abs(PRESET_HALF_LIFE_H[name] - half_life_h) > 1e-9
+    ]
 
 
 def format_table(result: DoseResult) -> str:

@@ -32,7 +32,7 @@ from ..nuclides import Y90
 from ..provenance import provenance
 from ..structures import PARTIAL_VOXEL_MODES
 from ..dose.parameters import lq_parameters, name_value_pairs, to_number
-from .arguments import label_names
+from .arguments import label_names, name_list
 
 SCHEMA = "slicer-sirt/dose-volume/1"
 DEFAULT_ISODOSE_LEVELS_GY = (20.0, 50.0, 70.0, 100.0, 120.0, 205.0)
@@ -50,7 +50,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
-    p.add_argument("--segments", help="segments to analyse: names, globs (Tumor*) or roles (@tumour), comma-separated (default all)")
+    p.add_argument("--segments", action="append", help="segments to analyse (default all): names, globs (Tumor*) or roles (@tumour); "
+                   'repeatable, or comma-separated with a name holding a comma in double quotes')
     p.add_argument("--patient-id", help="patient id of the one-row table constraints_wide.csv (default: the dose file's folder name)")
     p.add_argument("--partial-voxels", choices=PARTIAL_VOXEL_MODES, default="fraction", help="how partial voxels count (default fraction)")
     s = p.add_argument_group("structures")
@@ -130,7 +131,7 @@ def options_from_args(args: argparse.Namespace) -> DoseVolumeOptions:
     lq = lq_parameters(args.bed_params)  # dict keeps the order given; a repeated key keeps its last value
     bed_params = tuple(lq.items())
     return DoseVolumeOptions(
-        segments=tuple(_split(args.segments)) or None,
+        segments=tuple(name_list(args.segments, "--segments")) if args.segments else None,
         partial_voxels=args.partial_voxels,
         tumour_patterns=tuple(args.tumours) if args.tumours else DoseVolumeOptions.tumour_patterns,
         tumour_patterns_given=bool(args.tumours),

@@ -35,10 +35,19 @@ def _check_fraction(value: float, what: str) -> None:
         raise SIRTInputError(f"{what} must be in [0, 1), got {value!r}")
 
 
-def _check_times(administration_time: datetime | None, scan_time: datetime | None) -> None:
-    if (administration_time is None) != (scan_time is None):
+def _check_times(administration_time: datetime | None, scan_time: datetime | None, require_both: bool = True) -> None:
+    """Both times or neither (``require_both``; a calibration may hold one and take the other from DICOM),
+    in one convention (both with a time zone or both without), the scan not before the administration."""
+    if require_both and (administration_time is None) != (scan_time is None):
         raise SIRTInputError("give both the administration time and the scan time, or neither")
-    if administration_time is not None and scan_time < administration_time:
+    if administration_time is None or scan_time is None:
+        return
+    if (administration_time.tzinfo is None) != (scan_time.tzinfo is None):
+        raise SIRTInputError(
+            f"administration time {administration_time.isoformat()} and scan time {scan_time.isoformat()}: give both "
+            "with a time zone (e.g. +02:00) or both without"
+        )
+    if scan_time < administration_time:
         raise SIRTInputError(f"scan time {scan_time} is before the administration time {administration_time}")
 
 
@@ -49,6 +58,7 @@ class AbsoluteCalibration:
     scan_time: datetime | None = None
     camera_factor_cps_per_mbq: float | None = None
     acquisition_duration_s: float | None = None
+    administered_activity_bq: float | None = None  # only checked against the image (None: the DICOM's, if any)
 
     mode = "absolute"
 
@@ -59,7 +69,7 @@ class AbsoluteCalibration:
                 raise SIRTInputError(f"{what} must be a positive number, got {value!r}")
         if self.units in CONCENTRATION_UNITS_TO_BQ_PER_ML and self.camera_factor_cps_per_mbq is not None:
             raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
-        _check_times(self.administration_time, self.scan_time)
+        _check_times(self.administration_time, self.scan_time, require_both=False)
 
 
 @dataclass(frozen=True)
@@ -99,26 +109,71 @@ class CalibrationReport:
     details: dict = field(default_factory=dict)
 
 
+TIME_DISAGREEMENT_WARNING_S = 600.0
+"""A user's administration time and the DICOM's differing by more than this (10 min) is reported."""
+
+MAX_DECAY_HALF_LIVES = 20.0
+"""Scan-to-administration intervals beyond this many half-lives (a decay factor of 10⁶) are refused."""
+
+
+def _clock_difference_s(user: datetime, dicom_datetime: datetime | None, dicom_time_of_day) -> float | None:
+    """|user − DICOM| administration time in seconds; against a time of day only, the smallest
+    difference on a 24-hour clock (an administration before midnight and a time after it are close)."""
+    user = user.replace(tzinfo=None)  # DICOM times are local wall-clock times
+    if dicom_datetime is not None:
+        return abs((user - dicom_datetime).total_seconds())
+    if dicom_time_of_day is None:
+        return None
+    day_s = 86400.0
+    delta = abs((user - datetime.combine(user.date(), dicom_time_of_day)).total_seconds()) % day_s
+    return min(delta, day_s - delta)
+
+
 def with_dicom_timing(calibration: AbsoluteCalibration, info) -> tuple[AbsoluteCalibration, list[str]]:
     """Fill what the user left out of an absolute calibration from DICOM metadata (``io.dicom.DicomActivityInfo``).
 
-    Times the user gave always win. Values decay-corrected to the administration (ADMIN) are already
-    activity at implantation. Otherwise the decay-correction reference time (START: series time; NONE:
-    acquisition start) is the scan time. Returns the calibration and the warnings to report.
+    Times the user gave always win; an administration time that differs from the DICOM's by more
+    than 10 min is reported. Values decay-corrected to the administration (ADMIN) are already
+    activity at implantation. Otherwise the decay-correction reference time (START: acquisition
+    start, see ``io.dicom``; NONE: acquisition start) is the scan time, and the administration must
+    be known with its date: a DICOM Radiopharmaceutical Start Time without a date is refused (the
+    scan day cannot be assumed: a 90Y PET the day after the implant would get a 23 % lower dose)
+    unless the user gives the administration date-time. Returns the calibration and the warnings.
     """
-    warnings = []
+    warnings = list(info.timing_notes)
     if calibration.units == "counts" and calibration.acquisition_duration_s is None and info.acquisition_duration_s:
         calibration = replace(calibration, acquisition_duration_s=info.acquisition_duration_s)
-    if calibration.administration_time is not None or calibration.scan_time is not None:
+    user_admin = calibration.administration_time
+    if user_admin is not None:
+        difference = _clock_difference_s(user_admin, info.administration_datetime, info.administration_time_of_day)
+        if difference is not None and difference > TIME_DISAGREEMENT_WARNING_S:
+            warnings.append(
+                f"the administration time given ({user_admin.isoformat()}) differs from the DICOM's "
+                f"({(info.administration_datetime or info.administration_time_of_day).isoformat()}) by "
+                f"{difference / 60:.0f} min; the time given is used"
+            )
+    if user_admin is not None and calibration.scan_time is not None:
         return calibration, warnings
     if info.decay_correction == "ADMIN":
+        if calibration.scan_time is not None:
+            raise SIRTInputError("the DICOM values are decay-corrected to the administration (ADMIN): do not give a scan time")
+        return replace(calibration, administration_time=None), warnings  # already activity at implantation
+    admin = user_admin or info.administration_datetime
+    scan = calibration.scan_time or info.decay_correction_datetime
+    if admin is None and info.administration_time_of_day is not None:
+        raise SIRTInputError(
+            f"the DICOM series gives the administration time ({info.administration_time_of_day.isoformat()}) but not its date, "
+            "so the decay time is uncertain (a scan the day after would be off by 24 h); give the administration "
+            "date-time, e.g. --administration-time 2024-05-02T10:30"
+        )
+    if admin is None or scan is None:
+        if user_admin is not None or calibration.scan_time is not None:
+            raise SIRTInputError("give both the administration time and the scan time: the DICOM series does not hold the other")
+        warnings.append("the DICOM series lacks administration or reference times: the image is taken as activity at implantation")
         return calibration, warnings
-    if info.administration_datetime is not None and info.decay_correction_datetime is not None:
-        if info.decay_correction == "NONE":
-            warnings.append("DICOM values are not decay-corrected: taken as activity at the acquisition start")
-        return replace(calibration, administration_time=info.administration_datetime, scan_time=info.decay_correction_datetime), warnings
-    warnings.append("the DICOM series lacks administration or reference times: the image is taken as activity at implantation")
-    return calibration, warnings
+    if info.decay_correction == "NONE":
+        warnings.append("DICOM values are not decay-corrected: taken as activity at the acquisition start")
+    return replace(calibration, administration_time=admin, scan_time=scan), warnings
 
 
 def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime | None, scan_time: datetime | None) -> float:
@@ -127,6 +182,12 @@ def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime
     if administration_time is None:
         return 1.0
     elapsed_s = (scan_time - administration_time).total_seconds()
+    half_lives = elapsed_s / (nuclide.half_life_h * 3600.0)
+    if half_lives > MAX_DECAY_HALF_LIVES:
+        raise SIRTInputError(
+            f"the scan is {elapsed_s / 86400:.1f} days ({half_lives:.0f} half-lives of {nuclide.name}) after the administration; "
+            f"more than {MAX_DECAY_HALF_LIVES:.0f} half-lives is not a usable decay correction (check the dates)"
+        )
     return math.exp(nuclide.decay_constant_per_s * elapsed_s)
 
 
@@ -137,7 +198,8 @@ def calibrate(
     nuclide: Radionuclide,
     voi_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CalibrationReport]:
-    """Activity at implantation per voxel (Bq, float64) from checked, non-negative voxel values.
+    """Activity at implantation per voxel (Bq, in the type of ``values``: float32 from the engine) from checked,
+    non-negative voxel values; totals are summed in float64.
 
     ``voi_weights`` (relative mode only) are the calibration-VOI weights on the image grid.
     """
@@ -161,7 +223,7 @@ def calibrate(
             "administration_time": calibration.administration_time.isoformat() if calibration.administration_time else None,
             "scan_time": calibration.scan_time.isoformat() if calibration.scan_time else None,
         }
-        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum()), details)
+        return activity, CalibrationReport("absolute", per_value * decay, decay, float(activity.sum(dtype=np.float64)), details)
 
     if voi_weights is None:
         raise SIRTInputError("relative calibration needs a calibration VOI")
@@ -177,7 +239,7 @@ def calibrate(
         "activity_in_voi_bq": target_bq,
         "lungs_in_voi": calibration.lungs_in_voi,
     }
-    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum()), details)
+    return activity, CalibrationReport("relative", per_value, 1.0, float(activity.sum(dtype=np.float64)), details)
 
 
 def time_integrated_activity_bq_s(activity_at_implant_bq: np.ndarray, nuclide: Radionuclide) -> np.ndarray:

@@ -19,6 +19,7 @@ from ..selection import expand_mapping, select_segments
 from ..structures import Structure, map_segments
 from .calibration import (
     AbsoluteCalibration,
+    Calibration,
     CalibrationReport,
     RelativeCalibration,
     calibrate,
@@ -27,7 +28,16 @@ from .calibration import (
 )
 from .density import density_from_ct
 from .ldm import ldm_dose_gy
-from .parameters import DoseParameters
+from .parameters import BED_PRECEDENCES, DoseParameters
+from .plausibility import (
+    LungDose,
+    activity_warnings,
+    is_liver_name,
+    low_density_warning,
+    lung_dose_partition_gy,
+    lung_segment,
+    mean_dose_warnings,
+)
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
 __all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
@@ -65,6 +75,7 @@ class DoseResult:
     kernel_source: str | None
     invalid_voxels: dict[str, int]
     warnings: list[str]
+    lung: LungDose | None = None
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
@@ -89,12 +100,32 @@ def density_map(
     inside a segment given its own density (densities checked by ``DoseParameters``)."""
     if not overrides:
         return base_g_per_ml
-    density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float64)
+    density = np.array(np.broadcast_to(base_g_per_ml, shape), dtype=np.float32)
     for name, value in overrides.items():
         if name not in structures:
             raise SIRTInputError(f"density given for segment {name!r}, which is not among {', '.join(structures)}")
         density[structures[name].weights >= 0.5] = value
     return density
+
+
+def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest") -> np.ndarray:
+    """Which of ``names`` gives each voxel its LQ parameters: an int8 map of indices into ``names``, −1 for none.
+
+    Every voxel a structure touches takes its parameters; where several overlap, with ``"smallest"``
+    the structure of smallest contoured volume wins (a tumour inside its liver keeps the tumour's
+    parameters in all its voxels, whatever the order given), with ``"last"`` the last one named.
+    """
+    if precedence not in BED_PRECEDENCES:
+        raise SIRTInputError(f"unknown BED precedence {precedence!r}; choose one of {', '.join(BED_PRECEDENCES)}")
+    if len(names) > np.iinfo(np.int8).max:
+        raise SIRTInputError(f"at most {np.iinfo(np.int8).max} structures can have LQ parameters, got {len(names)}")
+    order = list(range(len(names)))  # painting order: the winner is painted last
+    if precedence == "smallest":
+        order.sort(key=lambda k: -structures[names[k]].contoured_volume_ml)
+    index = np.full(structures[names[0]].weights.shape, -1, dtype=np.int8)
+    for k in order:
+        index[structures[names[k]].weights > 0] = k
+    return index
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -103,11 +134,49 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> float:
+    """Σ w·v in float64 over the voxels with weight (no full-grid temporaries; numpy's pairwise sum, not a
+    BLAS dot, so that the result does not depend on the number of threads)."""
+    inside = weights > 0
+    return float(np.sum(weights[inside].astype(np.float64) * values[inside]))
+
+
 def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
     inside = weights > 0
     w = weights[inside].astype(np.float64)
     v = values[inside].astype(np.float64)
     return float(np.sum(w * v) / np.sum(w)), float(v.min()), float(v.max())
+
+
+def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
+                          liver: list[str], activity_bq: np.ndarray) -> list[str]:
+    """More activity in the image than administered; too much of it outside the liver (see ``plausibility``)."""
+    administered = None
+    if isinstance(calibration, RelativeCalibration):
+        administered = calibration.administered_activity_bq
+    elif calibration.administered_activity_bq is not None:
+        administered = calibration.administered_activity_bq
+    elif activity.dicom is not None and activity.dicom.injected_activity_bq:
+        administered = activity.dicom.injected_activity_bq
+    outside = None
+    total = float(np.sum(activity_bq, dtype=np.float64))
+    if liver and total > 0:
+        inside = np.clip(sum(structures[n].weights for n in liver), 0.0, 1.0)
+        outside = 1.0 - _weighted_sum(activity_bq, inside) / total
+    return activity_warnings(report.total_activity_in_image_bq, administered, outside)
+
+
+def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radionuclide, structures: dict[str, Structure],
+               lung: str | None, dose: np.ndarray) -> LungDose | None:
+    """Mean dose in a lung segment, else the partition-model lung dose when the shunt and lung mass are known."""
+    if lung is not None:
+        return LungDose(_weighted_stats(dose, structures[lung].weights)[0], "segment", segment=lung)
+    if isinstance(calibration, RelativeCalibration) and calibration.lung_shunt_fraction > 0 and params.lung_mass_g is not None:
+        gy = lung_dose_partition_gy(calibration.administered_activity_bq, calibration.lung_shunt_fraction, calibration.residual_fraction,
+                                    params.lung_mass_g, nuclide)
+        lung_bq = calibration.administered_activity_bq * (1 - calibration.residual_fraction) * calibration.lung_shunt_fraction
+        return LungDose(gy, "partition", lung_shunt_fraction=calibration.lung_shunt_fraction, lung_mass_g=params.lung_mass_g, lung_activity_bq=lung_bq)
+    return None
 
 
 def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
@@ -128,11 +197,13 @@ def compute_dose(
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
-    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float64), params.clamp_invalid)
+    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
-    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    liver = [n for n in segmentation.names if is_liver_name(n)]
+    lung = lung_segment(segmentation.names)
+    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *liver, *([lung] if lung else [])]))
     structures = map_segments(segmentation, reference, needed, params.partial_voxels)
     warnings = [
         f"segment {s.name!r}: {100 * (1 - s.coverage):.1f} % of its contoured volume lies outside the activity image"
@@ -154,71 +225,96 @@ def compute_dose(
     if voi:
         voi_weights = np.clip(sum(structures[name].weights for name in voi), 0.0, 1.0)
     activity_bq, report = calibrate(values, voxel_ml, calibration, nuclide, voi_weights)
-    tia = time_integrated_activity_bq_s(activity_bq, nuclide)
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
-    base = params.density_g_per_ml if ct is None else density_from_ct(ct, reference, params.hu_density_table)
+    base = params.density_g_per_ml
+    if ct is not None:
+        ct_density = density_from_ct(ct, reference, params.hu_density_table, outside_density_g_per_ml=params.density_g_per_ml)
+        base = ct_density.density_g_per_ml
+        if ct_density.voxels_outside_ct:
+            warnings.append(
+                f"{ct_density.voxels_outside_ct} activity voxels lie (partly) outside the CT: given the tissue density "
+                f"{params.density_g_per_ml} g/mL there instead of a CT-derived one"
+            )
     density = density_map(values.shape, base, params.segment_densities_g_per_ml, structures)
 
     kernel_source = None
     if params.method == "ldm":
-        dose = ldm_dose_gy(tia, voxel_ml, density, nuclide)
+        dose = ldm_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), voxel_ml, density, nuclide)
     else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
 
         kernel = kernel_for_grid(reference.GetSpacing(), params.density_g_per_ml, source=params.kernel)
         kernel_source = kernel.source
-        dose = vsv_dose_gy(tia, kernel.values_mgy_per_mbq_s)
+        # Ã = A/λ (permanent implant) folded into the kernel: no time-integrated copy of the whole grid
+        dose = vsv_dose_gy(activity_bq, np.asarray(kernel.values_mgy_per_mbq_s) / nuclide.decay_constant_per_s)
         dose = density_corrected(dose, density, kernel.density_g_per_ml)
+        low_density = low_density_warning(density, dose)
+        if low_density:
+            warnings.append(low_density)
 
-    bed_map = eqd2_map = None
+    # Each map lives once, in its image; the arrays below are views of them.
+    dose_image = _image_like(dose, reference)
+    dose = sitk.GetArrayViewFromImage(dose_image)
+    bed_map = eqd2_map = bed_image = eqd2_image = None
     if params.radiobiology:
+        names = list(params.radiobiology)
+        index = lq_parameter_map(structures, names, params.bed_precedence)
         bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
         eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
-        # Two passes: every voxel touched by a parameterised structure gets a BED (no gaps at edges; first
-        # entry first); then voxels at least half inside a structure take its parameters, later entries winning.
-        for majority in (False, True):
-            for name, lq in params.radiobiology.items():
-                weights = structures[name].weights
-                inside = weights >= 0.5 if majority else (weights > 0) & np.isnan(bed_map)
-                bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
-                bed_map[inside] = bed
-                eqd2_map[inside] = eqd2_gy(bed, lq)
+        for k, name in enumerate(names):
+            lq = params.radiobiology[name]
+            inside = index == k
+            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
+            bed_map[inside] = bed
+            eqd2_map[inside] = eqd2_gy(bed, lq)
+        bed_image, eqd2_image = _image_like(bed_map, reference), _image_like(eqd2_map, reference)
+        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
+        for k, name in enumerate(names):
+            w = structures[name].weights
+            own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
+            if own < 0.99:
+                others = sorted({names[j] for j in np.unique(index[(w > 0) & (index != k)]) if j >= 0})
+                warnings.append(
+                    f"segment {name!r}: {100 * (1 - own):.1f} % of its volume takes the LQ parameters of {', '.join(map(repr, others))} "
+                    f"where they overlap (BED precedence: {params.bed_precedence})"
+                )
 
-    density_array = np.broadcast_to(np.asarray(density, dtype=np.float64), dose.shape)
+    density_array = np.broadcast_to(np.asarray(density, dtype=np.float32), dose.shape)
     summaries = []
     for name in wanted:
         s = structures[name]
         w = s.weights
         mean, low, high = _weighted_stats(dose, w)
         extra = {}
-        if name in params.radiobiology:
-            lq = params.radiobiology[name]
-            bed = bed_gy(dose, lq, nuclide.half_life_h)
-            bed_mean, bed_low, bed_high = _weighted_stats(bed, w)
+        if name in params.radiobiology:  # from the maps, so that the summary and bed_gy.nrrd agree
+            bed_mean, bed_low, bed_high = _weighted_stats(bed_map, w)
             extra = dict(
                 bed_mean_gy=bed_mean, bed_min_gy=bed_low, bed_max_gy=bed_high,
-                eqd2_mean_gy=float(eqd2_gy(bed_mean, lq)), lq_parameters=lq,
+                eqd2_mean_gy=_weighted_stats(eqd2_map, w)[0], lq_parameters=params.radiobiology[name],
             )
         summaries.append(
             SegmentSummary(
                 name=name,
                 volume_ml=s.mapped_volume_ml,
                 contoured_volume_ml=s.contoured_volume_ml,
-                mass_g=float(np.sum(w * density_array, dtype=np.float64) * voxel_ml),
-                activity_bq=float(np.sum(w * activity_bq, dtype=np.float64)),
+                mass_g=_weighted_sum(density_array, w) * voxel_ml,
+                activity_bq=_weighted_sum(activity_bq, w),
                 dose_mean_gy=mean,
                 dose_min_gy=low,
                 dose_max_gy=high,
-                image_value_sum=float(np.sum(w * values, dtype=np.float64)),
+                image_value_sum=_weighted_sum(values, w),
                 **extra,
             )
         )
+    warnings += plausibility_warnings(activity, calibration, report, structures, liver, activity_bq)
+    warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
-        dose_gy=_image_like(dose, reference),
-        bed_gy=_image_like(bed_map, reference) if bed_map is not None else None,
-        eqd2_gy=_image_like(eqd2_map, reference) if eqd2_map is not None else None,
+        lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),
+        dose_gy=dose_image,
+        bed_gy=bed_image,
+        eqd2_gy=eqd2_image,
         structures=structures,
         segments=summaries,
         calibration=report,

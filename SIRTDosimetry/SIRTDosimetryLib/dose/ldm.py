@@ -19,5 +19,8 @@ def ldm_dose_gy(
     tia_bq_s: np.ndarray, voxel_volume_ml: float, density_g_per_ml: float | np.ndarray, nuclide: Radionuclide
 ) -> np.ndarray:
     """Absorbed dose (Gy, float32) per voxel by local deposition."""
-    mass_kg = np.asarray(density_g_per_ml, dtype=np.float64) * voxel_volume_ml * 1e-3
-    return (tia_bq_s * (nuclide.absorbed_energy_per_decay_j / mass_kg)).astype(np.float32)
+    # float32 throughout (7 significant digits; no full-size float64 temporaries on large grids)
+    gy_per_decay_per_density = np.float32(nuclide.absorbed_energy_per_decay_j / (voxel_volume_ml * 1e-3))
+    dose = np.multiply(tia_bq_s, gy_per_decay_per_density, dtype=np.float32)
+    dose /= np.asarray(density_g_per_ml, dtype=np.float32)
+    return dose

@@ -11,6 +11,7 @@ all go through it, so each accepts and refuses the same things with the same one
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ DoseMethod = Literal["ldm", "vsv"]
 DOSE_METHODS: tuple[str, ...] = ("ldm", "vsv")
 CALIBRATION_MODES: tuple[str, ...] = ("absolute", "relative")
 DEFAULT_CALIBRATION_VOI: tuple[str, ...] = ("liver",)
+BedPrecedence = Literal["smallest", "last"]
+BED_PRECEDENCES: tuple[str, ...] = ("smallest", "last")
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> None:
@@ -49,8 +52,10 @@ class DoseParameters:
     partial_voxels: PartialVoxelMode = "fraction"
     clamp_invalid: bool = False  # set negative and NaN voxels to zero instead of refusing them
     hu_density_table: HUDensityTable | None = None  # with a CT given to compute_dose: density per voxel
-    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters; order = painting order
+    radiobiology: dict[str, LQParameters] = field(default_factory=dict)  # segment name -> LQ parameters, in the order given
+    bed_precedence: BedPrecedence = "smallest"  # where parameterised segments overlap: see engine.lq_parameter_map
     segments: tuple[str, ...] | None = None  # None: every segment
+    lung_mass_g: float | None = None  # with a lung shunt fraction: lung dose by the partition model
 
     def __post_init__(self) -> None:
         if not isinstance(self.calibration, (AbsoluteCalibration, RelativeCalibration)):
@@ -58,6 +63,9 @@ class DoseParameters:
         _choice(self.method, DOSE_METHODS, "dose method")
         _choice(self.kernel, KERNEL_SOURCES, "kernel source")
         _choice(self.partial_voxels, PARTIAL_VOXEL_MODES, "partial-voxel mode")
+        _choice(self.bed_precedence, BED_PRECEDENCES, "BED precedence")
+        if self.lung_mass_g is not None and not (self.lung_mass_g > 0 and math.isfinite(self.lung_mass_g)):
+            raise SIRTInputError(f"lung mass must be a positive number of g, got {self.lung_mass_g!r}")
         nuclide = radionuclide(self.radionuclide, self.half_life_h)  # refuses unknown nuclides and bad half-lives
         if self.method == "vsv" and nuclide.name != "Y-90":
             raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
@@ -98,8 +106,10 @@ def build_dose_parameters(
     partial_voxels: str = "fraction",
     clamp_negative: bool = False,
     radiobiology: Mapping[str, LQParameters | str] | Iterable[str] | None = None,
+    bed_precedence: str = "smallest",
     hu_density_table: HUDensityTable | str | Path | None = None,
     segments: Iterable[str] | str | None = None,
+    lung_mass_g: float | None = None,
 ) -> DoseParameters:
     """Validated ``DoseParameters`` from plain values; ``None`` means "not given".
 
@@ -111,14 +121,14 @@ def build_dose_parameters(
     - ``radiobiology``: ``{name: LQParameters | preset | "alpha_beta_gy,t_rep_h"}`` or ``NAME=SPEC`` items,
       in painting order (later entries win where segments overlap).
     - ``hu_density_table``: a table or the path of its CSV.
+    - ``administered_activity_gbq`` in absolute mode: only checked against the activity in the image.
     """
     if mode is None:
         mode = "relative" if administered_activity_gbq is not None else "absolute"
     _choice(mode, CALIBRATION_MODES, "calibration mode")
     if mode == "absolute":
-        if administered_activity_gbq is not None:
-            raise SIRTInputError("the administered activity belongs to relative calibration (mode relative)")
         calibration: Calibration = AbsoluteCalibration(
+            administered_activity_bq=None if administered_activity_gbq is None else to_number(administered_activity_gbq, "administered activity") * 1e9,
             units=units,
             administration_time=_datetime(administration_time, "administration time"),
             scan_time=_datetime(scan_time, "scan time"),
@@ -148,8 +158,10 @@ def build_dose_parameters(
         partial_voxels=partial_voxels,
         clamp_invalid=bool(clamp_negative),
         radiobiology=lq_parameters(radiobiology),
+        bed_precedence=bed_precedence,
         hu_density_table=hu_density_table,
         segments=_names(segments),
+        lung_mass_g=None if lung_mass_g is None else to_number(lung_mass_g, "lung mass"),
     )
 
 

@@ -29,5 +29,6 @@ def dose_summary(result: DoseResult, params: DoseParameters, inputs: dict[str, s
         "warnings": result.warnings,
         "outputs": outputs,
         "segments": [to_jsonable(s) for s in result.segments],
+        "lung": to_jsonable(result.lung) if result.lung is not None else None,
         "provenance": provenance(inputs, params),
     }

@@ -84,7 +84,7 @@ def density_corrected(
     ``SIRTInputError`` for non-positive or non-finite densities or mismatched shapes.
     """
     dose = np.asarray(dose_gy)
-    density = np.asarray(density_map_g_per_ml, dtype=np.float64)
+    density = np.asarray(density_map_g_per_ml, dtype=np.float32)
     if density.ndim and density.shape != dose.shape:
         raise SIRTInputError(f"density map shape {density.shape} does not match dose shape {dose.shape}")
     bad = np.count_nonzero(~(density > 0) | ~np.isfinite(density))
@@ -92,7 +92,9 @@ def density_corrected(
         raise SIRTInputError(f"density must be positive and finite; {bad} voxel(s) are not")
     if not (kernel_density_g_per_ml > 0 and np.isfinite(kernel_density_g_per_ml)):
         raise SIRTInputError(f"kernel density must be positive and finite, got {kernel_density_g_per_ml!r} g/mL")
-    return (dose * (kernel_density_g_per_ml / density)).astype(np.float32)
+    corrected = np.divide(dose, density, dtype=np.float32)  # float32 throughout: no full-size float64 temporaries
+    corrected *= np.float32(kernel_density_g_per_ml)
+    return corrected
 
 
 def _checked_tia(tia_bq_s: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
 import pydicom
@@ -51,6 +51,12 @@ class DicomActivityInfo:
     - ``NONE``: the values are not decay-corrected; the earliest acquisition datetime of the files
       of the series is given, the start of the acquisition.
 
+    ``administration_datetime`` is known only from a full Radiopharmaceutical Start DateTime. Files
+    that hold only the Radiopharmaceutical Start Time give ``administration_time_of_day``: the date
+    is then unknown (a 90Y PET is often acquired the day after the implant), and the dose engine
+    asks for the administration date-time instead of assuming the scan day.
+
+    ``timing_notes`` say which choices were made (e.g. a Series Time later than the acquisition).
     ``None`` wherever the files do not hold the value.
     """
 
@@ -64,6 +70,8 @@ class DicomActivityInfo:
     radionuclide: str | None
     acquisition_duration_s: float | None
     series_description: str | None
+    administration_time_of_day: time | None = None
+    timing_notes: tuple[str, ...] = ()
 
 
 def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tuple[sitk.Image, DicomActivityInfo]:
@@ -95,14 +103,18 @@ def activity_info(header: Dataset, files: Sequence[str]) -> DicomActivityInfo:
         raise SIRTInputError(f"DICOM modality {modality!r} is not an activity image; expected PET (PT) or SPECT (NM)")
     _check_reconstructed(header, modality)
     radiopharmaceutical = _radiopharmaceutical(header)
-    administration = _administration_datetime(radiopharmaceutical, header)
+    administration = _datetime(radiopharmaceutical, "RadiopharmaceuticalStartDateTime")
+    time_of_day = administration.time() if administration is not None else _time(radiopharmaceutical, "RadiopharmaceuticalStartTime")
     correction = _decay_correction(header)
+    reference, notes = _decay_correction_datetime(correction, header, administration, files)
     return DicomActivityInfo(
         modality=modality,
         units=_units(header, modality),
         decay_correction=correction,
-        decay_correction_datetime=_decay_correction_datetime(correction, header, administration, files),
+        decay_correction_datetime=reference,
         administration_datetime=administration,
+        administration_time_of_day=time_of_day,
+        timing_notes=notes,
         injected_activity_bq=_number(radiopharmaceutical, "RadionuclideTotalDose"),
         half_life_s=_number(radiopharmaceutical, "RadionuclideHalfLife"),
         radionuclide=_radionuclide(radiopharmaceutical),
@@ -309,15 +321,27 @@ def _decay_correction(header: Dataset) -> str | None:
 
 def _decay_correction_datetime(
     correction: str | None, header: Dataset, administration: datetime | None, files: Sequence[str]
-) -> datetime | None:
-    """The time the voxel values refer to; see ``DicomActivityInfo``."""
+) -> tuple[datetime | None, tuple[str, ...]]:
+    """The time the voxel values refer to (see ``DicomActivityInfo``), and notes on the choice.
+
+    Follows the QIBA vendor-neutral rules for decay times: full date-times are preferred to a date
+    plus a time; for START, a Series Date/Time later than the earliest Acquisition Date/Time means
+    the series was re-created (post-processing rewrites it), and the acquisition start is used.
+    """
     if correction == "START":
-        return _date_time(header, "SeriesDate", "SeriesTime")
+        series = _date_time(header, "SeriesDate", "SeriesTime")
+        start = _acquisition_start(files)
+        if series is not None and start is not None and series > start:
+            return start, (
+                f"DICOM Series Date/Time {series.isoformat()} is after the acquisition start {start.isoformat()} "
+                "(the series was re-created): the acquisition start is taken as the decay-correction reference",
+            )
+        return (series or start), ()
     if correction == "ADMIN":
-        return administration
+        return administration, ()
     if correction == "NONE":
-        return _acquisition_start(files)
-    return None
+        return _acquisition_start(files), ()
+    return None, ()
 
 
 def _acquisition_start(files: Sequence[str]) -> datetime | None:
@@ -335,22 +359,6 @@ def _radiopharmaceutical(header: Dataset) -> Dataset:
     """The first item of the Radiopharmaceutical Information Sequence (0054,0016), or an empty one."""
     items = header.get("RadiopharmaceuticalInformationSequence")
     return items[0] if items else Dataset()
-
-
-def _administration_datetime(radiopharmaceutical: Dataset, header: Dataset) -> datetime | None:
-    """RadiopharmaceuticalStartDateTime, else Series Date + RadiopharmaceuticalStartTime.
-
-    The second form assumes the administration was on the day of the series, which is wrong for
-    a scan the day after the administration; files that hold only the time cannot tell.
-    """
-    full = _datetime(radiopharmaceutical, "RadiopharmaceuticalStartDateTime")
-    if full is not None:
-        return full
-    date = _text(header, "SeriesDate")
-    time = _text(radiopharmaceutical, "RadiopharmaceuticalStartTime")
-    if date is None or time is None:
-        return None
-    return _combine(date, time, "SeriesDate + RadiopharmaceuticalStartTime")
 
 
 def _radionuclide(radiopharmaceutical: Dataset) -> str | None:
@@ -417,6 +425,18 @@ def _date_time(dataset: Dataset, date_keyword: str, time_keyword: str) -> dateti
     if date is None or time is None:
         return None
     return _combine(date, time, f"{date_keyword} + {time_keyword}")
+
+
+def _time(dataset: Dataset, keyword: str) -> time | None:
+    """A TM attribute as a time of day, or ``None``."""
+    text = _text(dataset, keyword)
+    if text is None:
+        return None
+    try:
+        parsed = TM(text)
+    except ValueError as error:
+        raise SIRTInputError(f"DICOM {keyword} {text!r} is not a DICOM time (HHMMSS)") from error
+    return time(parsed.hour, parsed.minute, parsed.second, parsed.microsecond)
 
 
 def _combine(date: str, time: str, what: str) -> datetime:

@@ -54,6 +54,20 @@ class Segmentation:
         return sitk.GetArrayViewFromImage(self.layers[s.layer]) == s.label_value
 
 
+def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """Label values as the smallest unsigned type that holds them all (uint16, or uint32 above 65535):
+    a narrowing cast would wrap labels around and merge segments silently."""
+    if array.size == 0:
+        raise SIRTInputError(f"{path} holds no voxels")
+    low, high = array.min(), array.max()
+    if low < 0:
+        raise SIRTInputError(f"{path} has negative label values (down to {low}); labels must be 0 (background) or positive integers")
+    if high > np.iinfo(np.uint32).max:
+        raise SIRTInputError(f"{path} has label value {high}, above the largest supported ({np.iinfo(np.uint32).max})")
+    dtype = np.uint16 if high <= np.iinfo(np.uint16).max else np.uint32
+    return array.astype(dtype, copy=False)
+
+
 def read_segmentation(path: str | Path, label_names: dict[int, str] | None = None) -> Segmentation:
     """Read a Slicer ``.seg.nrrd`` or a labelmap image (NRRD, NIfTI, MHA, ...).
 
@@ -63,6 +77,10 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
     path = Path(path)
     if not path.exists():
         raise SIRTInputError(f"segmentation file not found: {path}")
+    if not path.is_file():
+        raise SIRTInputError(f"segmentation {path} is a folder; give the .seg.nrrd or labelmap file")
+    if path.stat().st_size == 0:
+        raise SIRTInputError(f"segmentation file {path} is empty (0 bytes): the file was not saved or copied completely")
     if path.name.lower().endswith(".nrrd"):
         try:
             header = nrrd.read_header(str(path))
@@ -104,7 +122,7 @@ def _read_seg_nrrd(path: Path) -> Segmentation:
     direction_matrix = (directions / spacing[:, None]).T  # column j = unit vector of axis j
     layers = []
     for layer_data in layers_data:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(layer_data).astype(np.uint16, copy=False))
+        image = sitk.GetImageFromArray(_label_array(np.ascontiguousarray(layer_data), path))
         image.SetSpacing(spacing.tolist())
         image.SetOrigin(origin.tolist())
         image.SetDirection(direction_matrix.flatten().tolist())
@@ -141,6 +159,7 @@ def _read_labelmap(path: Path, label_names: dict[int, str]) -> Segmentation:
     unknown = sorted(set(label_names) - set(values))
     if unknown:
         raise SIRTInputError(f"labels {unknown} named but absent from {path}; labels present: {values}")
-    layer = sitk.Cast(image, sitk.sitkUInt16)
+    layer = sitk.GetImageFromArray(_label_array(array, path))
+    layer.CopyInformation(image)
     segments = tuple(Segment(label_names.get(v, f"label_{v}"), 0, v) for v in values)
     return Segmentation((layer,), segments, str(path))

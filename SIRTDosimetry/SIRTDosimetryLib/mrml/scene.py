@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SIRTInputError
+from ..io.writers import check_output_dir
 from ._vtk import slicer_module
+
+SCENE_FOLDER_SUFFIXES = ("_data", "_Private")
+"""Folders written beside ``name.mrml``: ``name_data/`` (the nodes' files) and ``name_Private/`` (hidden nodes)."""
 
 
 @dataclass
@@ -108,11 +112,18 @@ def check_scene_path(path: str | Path, overwrite: bool = False, inputs=()) -> Pa
     path = Path(path)
     if path.suffix.lower() not in (".mrb", ".mrml"):
         raise SIRTInputError(f"scene file must end in .mrb or .mrml, got {path.name!r}")
+    # A .mrml scene replaces its data folders as a whole: an input inside them would be lost.
+    replaced = [path] + ([path.with_name(path.stem + s) for s in SCENE_FOLDER_SUFFIXES] if path.suffix.lower() == ".mrml" else [])
+    replaced = [p.resolve() for p in replaced]
     for source in inputs:
-        if source and Path(source).exists() and Path(source).resolve() == path.resolve():
-            raise SIRTInputError(f"scene {path} would overwrite an input file")
+        if not source or not Path(source).exists():
+            continue
+        source = Path(source).resolve()
+        if any(source == r or r in source.parents for r in replaced):
+            raise SIRTInputError(f"scene {path} would overwrite the input {source}; choose another scene name")
     if path.exists() and not overwrite:
         raise SIRTInputError(f"scene {path} already exists; choose another name or allow overwriting")
+    check_output_dir(path.parent, "scene folder")
     return path
 
 
@@ -197,7 +208,7 @@ def _save_mrb(scene, path: Path, messages) -> None:
 
 
 def _save_mrml(scene, path: Path, overwrite: bool) -> None:
-    data_dir = path.with_name(path.stem + "_data")
+    data_dir = path.with_name(path.stem + SCENE_FOLDER_SUFFIXES[0])
     if data_dir.exists() and not overwrite:
         raise SIRTInputError(f"scene data folder {data_dir} already exists; choose another name or allow overwriting")
     staging = Path(tempfile.mkdtemp(prefix=".sirt-scene-", dir=path.parent))

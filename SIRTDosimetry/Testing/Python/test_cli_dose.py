@@ -124,7 +124,7 @@ def test_negative_voxels_refused_without_clamp(tmp_path, patient2_paths, capsys)
         (["--segments", "Liver,Lungs"], "segment 'Lungs' not found.*'Liver', 'Tumor 1'"),
         (["--half-life-h", "0"], "half-life"),
         (["--half-life-h", "-3"], "half-life"),
-        (["--density", "0"], "tissue density must be a positive"),
+        (["--density", "0"], "tissue density must be a number of g/mL between"),
         (["--bed-params", "Liver=banana"], "preset"),
         (["--segment-density", "Lungs=0.3"], "Lungs"),
     ],

@@ -24,7 +24,7 @@ def test_table_interpolates_linearly_and_holds_ends():
 
 @pytest.mark.parametrize(
     "hu, rho, message",
-    [((0.0,), (1.0,), "at least two"), ((0.0, -10.0), (1.0, 0.9), "increasing"), ((0.0, 10.0), (1.0, -1.0), "positive")],
+    [((0.0,), (1.0,), "at least two"), ((0.0, -10.0), (1.0, 0.9), "increasing"), ((0.0, 10.0), (1.0, -1.0), "between 0.001")],
 )
 def test_bad_tables(hu, rho, message):
     with pytest.raises(SIRTInputError, match=message):
@@ -48,11 +48,13 @@ def test_fine_ct_is_averaged_over_each_activity_voxel():
     ct[:, :, :15] = -700.0
     ct_image = make_image(ct, spacing=(1.0, 1.0, 1.0), origin=(-14.5, -14.5, -14.5))
     reference = make_image(np.zeros((4, 4, 5)), spacing=(3.0, 3.0, 3.0), origin=(-6.0, -4.5, -4.5))
-    density = density_from_ct(ct_image, reference, TABLE)
+    result = density_from_ct(ct_image, reference, TABLE)
+    density = result.density_g_per_ml
     lung, tissue = TABLE.density(np.array([-700.0, 40.0]))
-    np.testing.assert_allclose(density[:, :, 0], lung)  # x in [-7.5, -4.5]
-    np.testing.assert_allclose(density[:, :, 4], tissue)  # x in [4.5, 7.5]
+    np.testing.assert_allclose(density[:, :, 0], lung, rtol=1e-6)  # x in [-7.5, -4.5]
+    np.testing.assert_allclose(density[:, :, 4], tissue, rtol=1e-6)  # x in [4.5, 7.5]
     np.testing.assert_allclose(density[:, :, 2], (lung + tissue) / 2, rtol=0.08)  # x in [-1.5, 1.5]
+    assert result.voxels_outside_ct == 0
 
 
 def test_ct_must_overlap():

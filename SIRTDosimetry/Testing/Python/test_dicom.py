@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +243,7 @@ def test_pet_metadata(tmp_path: Path) -> None:
         radionuclide="^90^Yttrium",
         acquisition_duration_s=900.0,
         series_description="PET AC Y90",
+        administration_time_of_day=time(14, 30, 0),
     )
 
 
@@ -386,7 +387,8 @@ def test_multiframe_nm_volume_geometry_and_metadata(tmp_path: Path) -> None:
     assert info.modality == "NM"
     assert info.units == "counts"
     assert info.decay_correction is None and info.decay_correction_datetime is None
-    assert info.administration_datetime == datetime(2024, 3, 12, 9, 10, 0)
+    assert info.administration_datetime is None  # a Start Time without a date: the day is not known
+    assert info.administration_time_of_day == time(9, 10, 0)
     assert info.injected_activity_bq == 2.4e9
     assert info.half_life_s == Y90_HALF_LIFE_S
     assert info.acquisition_duration_s == pytest.approx(64 * 30.0)

@@ -65,7 +65,7 @@ def test_absolute_parameters_read_iso_times_and_normalise_units():
         (dict(partial_voxels="some"), "unknown partial-voxel mode"),
         (dict(radionuclide="i131"), "unknown radionuclide"),
         (dict(half_life_h=0.0), "half-life"),
-        (dict(density_g_per_ml=-1.0), "tissue density must be a positive"),
+        (dict(density_g_per_ml=-1.0), "tissue density must be a number of g/mL between"),
         (dict(segment_densities_g_per_ml={"lungs": 0.0}), "density of 'lungs'"),
         (dict(radionuclide="ho166", method="vsv"), "Y-90 only"),
         (dict(radiobiology={"liver": (2.5, 2.5)}), "LQParameters"),
@@ -80,7 +80,6 @@ def test_dose_parameters_refuse_bad_values_when_made(kwargs, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="absolute", units="bq_per_ml", administered_activity_gbq=1.0), "belongs to relative"),
         (dict(mode="relative"), "needs the administered activity"),
         (dict(mode="relativ"), "unknown calibration mode"),
         (dict(units="bq_per_ml", scan_time="yesterday", administration_time="2024-05-02"), "scan time: 'yesterday'"),
@@ -98,3 +97,10 @@ def test_builder_errors_are_one_line(kwargs, message):
 def test_manifest_mapping_refuses_unknown_keys():
     with pytest.raises(SIRTInputError, match="unknown dose parameters dose_method"):
         dose_parameters_from_mapping({"units": "bq_per_ml", "dose_method": "vsv"})
+
+
+def test_absolute_calibration_keeps_the_administered_activity_as_a_check_only():
+    """With absolute calibration the administered activity does not scale the image: it is kept to check it."""
+    params = build_dose_parameters("absolute", units="bq_per_ml", administered_activity_gbq=1.5)
+    assert isinstance(params.calibration, AbsoluteCalibration)
+    assert params.calibration.administered_activity_bq == pytest.approx(1.5e9)

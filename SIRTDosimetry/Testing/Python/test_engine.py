@@ -141,9 +141,9 @@ def test_vsv_on_sample_spect_with_anisotropic_voxels(patient2_paths):
     assert vsv.dose_max_gy < ldm.dose_max_gy  # the beta range smooths the hot spots
 
 
-def test_bed_map_has_no_gaps_at_edges_and_majority_precedence(tmp_path):
-    """Two overlapping blocks on a coarse grid: every touched voxel gets a BED; a voxel mostly inside the later
-    structure takes its parameters, a voxel only partly inside it keeps the first structure's."""
+def test_bed_map_has_no_gaps_at_edges_and_the_tumour_wins_in_its_liver(tmp_path):
+    """A tumour block inside a liver block on a coarse grid: every touched voxel gets a BED; every voxel the
+    tumour touches, even partly, takes the tumour's parameters, the rest of the liver keeps the liver's."""
     from conftest import make_image
     from SIRTDosimetryLib.dose.radiobiology import LQParameters
     from SIRTDosimetryLib.io.volumes import ActivityImage
@@ -174,4 +174,6 @@ def test_bed_map_has_no_gaps_at_edges_and_majority_precedence(tmp_path):
     expect_liver = np.isclose(bed, bed_gy(dose, liver_lq, 64.1), rtol=1e-5)
     assert expect_tumour[t >= 0.5].all()
     partial = (t > 0) & (t < 0.5) & (result.structures["liver"].weights >= 0.5)
-    assert partial.any() and expect_liver[partial].all()
+    assert partial.any() and expect_tumour[partial].all()
+    liver_only = (t == 0) & (result.structures["liver"].weights > 0) & (dose > 0)
+    assert liver_only.any() and expect_liver[liver_only].all()

@@ -23,14 +23,19 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from SIRTDosimetryLib.io.writers import commit_outputs, write_json
+    from SIRTDosimetryLib.io.writers import check_outputs, commit_outputs, write_json
     from SIRTDosimetryLib.provenance import provenance, to_jsonable
 
     from ..labels import read_table
+    from ..model_card import MODEL_FILES
     from ..model_io import load_model, predict
 
+    # The model's own files are inputs too: --output may never replace them, --overwrite or not.
+    inputs = [args.features, *(args.model / name for name in MODEL_FILES)]
+    if args.output is not None:
+        check_outputs(args.output.parent, [args.output.name], inputs, args.overwrite)
     model = load_model(args.model)
-    predictions = predict(model, read_table(args.features), id_column=args.id_column)
+    predictions = predict(model, read_table(args.features, [args.id_column]), id_column=args.id_column)
     print(f"model {model.card['model']['id']} (intended use: {model.card['intended_use']})")
     for p in predictions:
         print(f"{p.row_id}: probability of response {p.probability:.3f} -> {p.predicted_class}")
@@ -43,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
             "intended_use": model.card["intended_use"],
             "predictions": to_jsonable(predictions),
         }
-        commit_outputs(args.output.parent, {args.output.name: partial(write_json, data)}, inputs=[args.features], overwrite=args.overwrite)
+        commit_outputs(args.output.parent, {args.output.name: partial(write_json, data)}, inputs=inputs, overwrite=args.overwrite)
         print(f"wrote {args.output}")
     return 0

@@ -11,6 +11,10 @@ from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
 
+from SIRTDosimetryLib.io.writers import check_output_dir, check_outputs
+from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+
+from ..model_card import MODEL_FILES
 from .common import add_cohort_arguments, comma_list, file_stem, int_list, load_cohort_from_args
 
 TOP_N_PLOTTED = 5
@@ -49,7 +53,7 @@ def add_parser(subparsers) -> None:
     x = p.add_argument_group("execution")
     x.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1; -1: all cores)")
     x.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://host:8786) instead of locally")
-    x.add_argument("--overwrite", action="store_true", help="replace a study with other settings in OUTPUT, and an existing --export-best folder")
+    x.add_argument("--overwrite", action="store_true", help="replace a study with other settings in OUTPUT, and the model files in an existing --export-best folder")
     p.set_defaults(run=run)
 
 
@@ -89,20 +93,24 @@ def _progress(outcome, done: int, total: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..strategies import load_rules
 
+    if args.dask:  # before anything is read or made
+        check_scheduler_reachable(args.dask)
     cohort = load_cohort_from_args(args)
     rules = load_rules(args.strategy_rules)
     config = config_from_args(args)
     if args.export_top < 0 or args.permutations < 0:
         raise SIRTInputError("--export-top and --permutations must be >= 0")
-    if args.export_best is not None and args.export_best.exists() and not args.overwrite:
-        raise SIRTInputError(f"{args.export_best} already exists; choose another folder or pass --overwrite")
+    inputs = [p for p in (args.features, args.labels, args.strategy_rules, args.extraction_settings) if p is not None]
+    if args.export_best is not None:  # only the model's two files are ever replaced there
+        check_outputs(args.export_best, MODEL_FILES, inputs, args.overwrite)
+    check_output_dir(args.output, "study folder")
     summary = run_train(
         cohort,
         rules,
         rules.select(comma_list(args.strategies)),
         config,
         args.output,
-        inputs=[p for p in (args.features, args.labels, args.strategy_rules, args.extraction_settings) if p is not None],
+        inputs=inputs,
         permutations=args.permutations,
         export_top=args.export_top,
         export_models=args.export_model,
@@ -200,9 +208,10 @@ def run_train(
         source = output / "exported" / file_stem(best.id)
         if not source.exists():
             export_study_model(source, result, best.id, cohort, extraction_settings, overwrite=True)
-        if export_best.exists() and overwrite:
-            shutil.rmtree(export_best)
-        shutil.copytree(source, export_best)
+        # Only model.skops and model_card.json are written (or, with overwrite, replaced) in export_best:
+        # anything else in that folder is the user's and stays.
+        copy = {name: partial(shutil.copyfile, source / name) for name in MODEL_FILES}
+        commit_outputs(export_best, copy, inputs=inputs, overwrite=overwrite)
         exported.append(str(export_best))
     summary["exported"] = exported
     writers["summary.json"] = partial(write_json, summary)

@@ -13,6 +13,7 @@ import skops.io as sio
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTResponseLib.features import SELECTORS
 from SIRTResponseLib.labels import build_cohort
+from SIRTResponseLib.model_card import card_integrity_sha256
 from SIRTResponseLib.model_io import ALLOWED_TYPES, CARD_FILE, PAYLOAD_FILE, build_card, export_model, load_model, predict
 from SIRTResponseLib.models import CLASSIFIERS, build_pipeline
 from SIRTResponseLib.synthetic import synthetic_cohort
@@ -127,6 +128,7 @@ def test_payload_with_a_type_outside_the_allow_list_is_refused_even_with_a_match
             archive.writestr(name, data)
     card = json.loads((folder / CARD_FILE).read_text())
     card["payload"]["sha256"] = hashlib.sha256(payload.read_bytes()).hexdigest()  # an attacker who edits both files
+    card["integrity"]["sha256"] = card_integrity_sha256(card)  # and reseals the card
     (folder / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(SIRTInputError, match="outside the allow-list.*subprocess.Popen"):
         load_model(folder)
