@@ -136,4 +136,6 @@ def test_sirt_run_on_a_local_dask_cluster(tmp_path):
     status = json.loads((tmp_path / "out" / "run.json").read_text())
     assert status["patients"][0]["studies"][0]["status"] == "done"
     summary = json.loads((tmp_path / "out" / "patients" / "p2" / "maa" / "summary.json").read_text())
-    assert summary["method"] == "ldm" and sum(s["activity_bq"] for s in summary["segments"] if s["name"] == "liver") > 0
+    assert summary["method"] == "ldm"
+    assert {s["name"] for s in summary["segments"]} == {"Tumor 1", "Tumor 2", "perfused normal", "whole liver normal"}
+    assert all(s["activity_bq"] > 0 for s in summary["segments"])
