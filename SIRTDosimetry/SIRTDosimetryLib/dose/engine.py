@@ -231,7 +231,8 @@ def compute_dose(
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
-    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
+    # A read-only view of the image where it is float32 already (no copy of the grid); clamping makes a copy.
+    values, invalid = check_voxel_values(sitk.GetArrayViewFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
@@ -309,16 +310,19 @@ def compute_dose(
     if params.radiobiology:
         names = list(params.radiobiology)
         index = lq_parameter_map(structures, names, params.bed_precedence)
+        # One map at a time, each moved into its image before the next is made (memory).
         bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
+        for k, name in enumerate(names):
+            inside = index == k
+            bed_map[inside] = bed_gy(dose[inside], params.radiobiology[name], nuclide.half_life_h)
+        bed_image = _image_like(bed_map, reference)
+        bed_map = sitk.GetArrayViewFromImage(bed_image)
         eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
         for k, name in enumerate(names):
-            lq = params.radiobiology[name]
             inside = index == k
-            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
-            bed_map[inside] = bed
-            eqd2_map[inside] = eqd2_gy(bed, lq)
-        bed_image, eqd2_image = _image_like(bed_map, reference), _image_like(eqd2_map, reference)
-        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
+            eqd2_map[inside] = eqd2_gy(bed_map[inside], params.radiobiology[name])
+        eqd2_image = _image_like(eqd2_map, reference)
+        eqd2_map = sitk.GetArrayViewFromImage(eqd2_image)
         for k, name in enumerate(names):
             w = structures[name].weights
             own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
