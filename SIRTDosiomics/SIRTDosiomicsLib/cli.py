@@ -160,7 +160,15 @@ def _write_one_row(row: dict, output: Path, overwrite: bool) -> None:
         writer = lambda path: frame.to_csv(path, index=False, float_format="%.17g")  # noqa: E731
     else:
         raise SIRTInputError(f"--output {output}: use a .csv or .parquet file name")
-    commit_outputs(output.parent if str(output.parent) else Path("."), {output.name: writer}, overwrite=overwrite)
+    from SIRTDosimetryLib.io.writers import write_json
+    from SIRTDosimetryLib.provenance import software_versions
+
+    from .radiomics_engine import ENGINE_KEY, radiomics_engine, sidecar_path
+
+    # the table's provenance beside it (x.csv -> x.json), as features.json beside a cohort's features.csv
+    metadata = {ENGINE_KEY: radiomics_engine(), "software": software_versions()}
+    writers = {output.name: writer, sidecar_path(output).name: lambda path: write_json(metadata, path)}
+    commit_outputs(output.parent if str(output.parent) else Path("."), writers, overwrite=overwrite)
 
 
 def run_cohort(args) -> int:

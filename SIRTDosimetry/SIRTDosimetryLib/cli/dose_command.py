@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--mode", choices=CALIBRATION_MODES, required=True, help="activity calibration")
-    p.add_argument("--method", choices=DOSE_METHODS, default="ldm", help="dose method (default ldm)")
+    p.add_argument("--method", choices=DOSE_METHODS, default="ldm",
+                   help="dose method (default ldm); vsv-lung: range-scaled kernels for lung; mc: Monte Carlo (extra 'mc')")
     p.add_argument("--kernel", choices=KERNEL_SOURCES, default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
     p.add_argument("--half-life-h", type=float, help=f"physical half-life in hours (default: the nuclide's, {RADIONUCLIDES['y90'].half_life_h:g} h for 90Y)")
@@ -66,6 +67,13 @@ def add_parser(subparsers) -> None:
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
     r.add_argument("--lungs-in-voi", action="store_true", help="the calibration VOI includes the lungs")
+    m = p.add_argument_group("Monte Carlo (--method mc; needs pip install 'slicer-sirt[mc]')")
+    m.add_argument("--mc-decays", type=float, help="number of decays to simulate (default 1e6, or as the target needs)")
+    m.add_argument("--mc-uncertainty", type=float, help="stop at this relative uncertainty in the target, e.g. 0.02")
+    m.add_argument("--mc-target", help="comma-separated segments the uncertainty is measured in (default: voxels above half the maximum)")
+    m.add_argument("--mc-processes", type=int, help="local worker processes (default all CPUs)")
+    m.add_argument("--mc-seed", type=int, default=0, help="first PenRed seed pair, 0-1000 (default 0)")
+    m.add_argument("--mc-scheduler", help="Dask scheduler address: run the batches on its workers (shared file system)")
     b = p.add_argument_group("radiobiology")
     b.add_argument(
         "--bed-params",
@@ -110,13 +118,16 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         hu_density_table=args.hu_density_table,
         segments=name_list(args.segments, "--segments") if args.segments else None,
         lung_mass_g=args.lung_mass_g,
+        monte_carlo={"decays": args.mc_decays, "target_uncertainty": args.mc_uncertainty, "target_segments": args.mc_target,
+                     "processes": args.mc_processes, "seed": args.mc_seed, "scheduler": args.mc_scheduler} if args.method == "mc" else None,
     )
 
 
 def output_names(params: DoseParameters, rtdose: bool = False) -> list[str]:
     """The files ``sirt dose`` writes with these parameters (``rtdose``: the DICOM RT Dose files too)."""
     maps = ["dose_gy", *(("bed_gy", "eqd2_gy") if params.radiobiology else ())]
-    return [*(f"{m}.nrrd" for m in maps), "summary.json", *((f"{m}.dcm" for m in maps) if rtdose else ())]
+    uncertainty = ["dose_uncertainty_rel.nrrd"] if params.method == "mc" else []
+    return [*(f"{m}.nrrd" for m in maps), *uncertainty, "summary.json", *((f"{m}.dcm" for m in maps) if rtdose else ())]
 
 
 def run_dose(
@@ -144,6 +155,8 @@ def run_dose(
     if result.bed_gy is not None:
         maps |= {"bed_gy": result.bed_gy, "eqd2_gy": result.eqd2_gy}
     outputs = {name: f"{name}.nrrd" for name in maps}
+    if result.uncertainty_rel is not None:
+        outputs["dose_uncertainty_rel"] = "dose_uncertainty_rel.nrrd"
     if rtdose:
         outputs |= {f"{name}_rtdose": f"{name}.dcm" for name in maps}
     inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
@@ -151,6 +164,8 @@ def run_dose(
     summary = dose_summary(result, params, inputs, outputs)
     writers = {f"{name}.nrrd": partial(write_image, image) for name, image in maps.items()}
     writers["summary.json"] = partial(write_json, summary)
+    if result.uncertainty_rel is not None:
+        writers["dose_uncertainty_rel.nrrd"] = partial(write_image, result.uncertainty_rel)
     if rtdose:
         identity = activity.dicom.identity if activity.dicom is not None else None
         writers |= {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in maps.items()}
@@ -172,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
+    print(f"note: {result.lung_dose_note}")
     for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")

@@ -131,6 +131,19 @@ def activity_info(header: Dataset, files: Sequence[str]) -> DicomActivityInfo:
     )
 
 
+def file_units(path: str | Path) -> str | None:
+    """Normalised activity units of one PET or NM DICOM file (``bq_per_ml`` for BQML, ``counts``), None
+    for another modality or units that cannot be used; ``SIRTInputError`` if it is not DICOM."""
+    header = _read_header(path)
+    modality = _text(header, "Modality")
+    if modality not in ("PT", "NM"):
+        return None
+    try:
+        return _units(header, modality)
+    except SIRTInputError:
+        return None
+
+
 def _read_header(path: str | Path) -> Dataset:
     """The DICOM header of ``path`` without its pixel data; ``SIRTInputError`` if it is not DICOM."""
     try:
