@@ -288,6 +288,9 @@ def compute_dose(
         mc = run_monte_carlo(time_integrated_activity_bq_s(activity_bq, nuclide), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
                              tuple(reversed(reference.GetSpacing())), mc_settings, masks["target"], masks["liver"], progress, cancel)
         dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
+        if mc.activity_outside_box_fraction > 0.01:
+            warnings.append(f"Monte Carlo: {100 * mc.activity_outside_box_fraction:.1f} % of the activity lies in voxels below "
+                            "0.1 % of the maximum outside the transport box and gives no dose")
     else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
