@@ -414,29 +414,11 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._checkCanApply()
 
     def onReportButton(self) -> None:
-        """Write report.html and report.pdf of the current dose map into a folder the user picks."""
-        import qt
+        from SIRTDosimetryLib.mrml.report import ask_and_write_report
 
-        dose = self._parameterNode.doseVolume if self._parameterNode else None
-        if dose is None:
-            slicer.util.errorDisplay(_("Compute or select a dose map first."), windowTitle=_("SIRT Dosimetry"))
-            return
-        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for report.html and report.pdf"))
-        patient_id = qt.QInputDialog.getText(slicer.util.mainWindow(), _("Patient report"), _("Patient ID:")) if folder else ""
-        if not folder or not patient_id:
-            return
-        from SIRTDosimetryLib.errors import SIRTInputError
-        from SIRTDosimetryLib.mrml.report import write_report_for_dose_node
-
-        try:
-            with slicer.util.WaitCursor():
-                written = write_report_for_dose_node(dose, folder, patient_id)
-        except SIRTInputError as exc:
-            slicer.util.errorDisplay(str(exc), windowTitle=_("SIRT Dosimetry"))
-            return
-        self.ui.statusLabel.text = _("Report written: {path}").format(path=written[0])
-        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(written[0])))
-
+        written = ask_and_write_report(self._parameterNode.doseVolume if self._parameterNode else None)
+        if written is not None:
+            self.ui.statusLabel.text = _("Report written: {path}").format(path=written)
 
 #
 # SIRTDosimetryLogic

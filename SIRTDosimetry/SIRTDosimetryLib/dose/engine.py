@@ -212,7 +212,9 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
 def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
     """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
     resolved to the segmentation's names."""
-    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    segments = None
+    if params.segments is not None:  # in the order given: the summary's rows follow it
+        segments = tuple(dict.fromkeys(n for pattern in params.segments for n in select_segments([pattern], names)))
     return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
 
 

@@ -177,10 +177,10 @@ def test_bad_configurations_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("n_features", "classifiers"),
-    [((3,), ("dt", "glmboost", "lr", "mlp", "nb", "svm", "xgb")), ((2, 4), ("nb", "svm"))],  # rf: slowest; dt's code path
+    ("n_features", "selector", "classifiers"),
+    [((3,), "rfe", ("dt", "glmboost", "lr", "mlp", "nb", "svm", "xgb")), ((2, 4), "mrmr", ("nb", "svm"))],  # rf: slowest; dt's code path
 )
-def test_shared_fold_work_gives_gridsearchcv_results_bit_for_bit(n_features, classifiers):
+def test_shared_fold_work_gives_gridsearchcv_results_bit_for_bit(n_features, selector, classifiers):
     """Every classifier of a (strategy, selector) group equals the whole pipeline grid-searched per model
     (one k; and a grid over k, alone for naive Bayes and crossed with a nested parameter for the SVM)."""
     features, labels = synthetic_cohort(n_patients=22, n_features=120, effect=1.0, seed=9)
@@ -188,9 +188,8 @@ def test_shared_fold_work_gives_gridsearchcv_results_bit_for_bit(n_features, cla
     columns = [c for c in cohort.features.columns if c.startswith(("y90_dose_", "clinical_"))]
     X = cohort.features[columns].to_numpy()
     config = _config(n_features=n_features)
-    for selector in ("mrmr", "rfe"):
-        for outcome in run_model_group("s", selector, classifiers, X, cohort.y, None, columns, config):
-            scores, params, selected = reference_nested_cv(selector, outcome.classifier, X, cohort.y, None, columns, config)
-            assert outcome.status == "ok", outcome.error
-            np.testing.assert_array_equal(outcome.scores, scores, err_msg=outcome.id)
-            assert outcome.best_params == params and outcome.selected_features == selected, outcome.id
+    for outcome in run_model_group("s", selector, classifiers, X, cohort.y, None, columns, config):
+        scores, params, selected = reference_nested_cv(selector, outcome.classifier, X, cohort.y, None, columns, config)
+        assert outcome.status == "ok", outcome.error
+        np.testing.assert_array_equal(outcome.scores, scores, err_msg=outcome.id)
+        assert outcome.best_params == params and outcome.selected_features == selected, outcome.id
