@@ -70,6 +70,30 @@ Developed by the SlicerSIRT developers. Sample patients from Burak Demir's
 SlicerRadioembolizationDosimetry sample images (MIT licence). Voxel S values from Lanconelli et al.
 2012; dose point kernel from Graves et al. 2019. Built on 3D Slicer, SimpleITK, NumPy and SciPy.
 """)
+        # The bundled sample patients in the Sample Data module, once Slicer has started.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Register the two bundled sample patients with the Sample Data module (category "SIRT dosimetry");
+    loading one reads its files from the extension (no download) through ``SIRTDosimetryLib.mrml.samples``."""
+    import os
+
+    import SampleData
+    from SIRTDosimetryLib.mrml.samples import SAMPLE_CATEGORY, SAMPLE_PATIENTS
+
+    iconsPath = os.path.join(os.path.dirname(__file__), "Resources", "Icons")
+    for patient in SAMPLE_PATIENTS:
+
+        def load(source, key=patient.key):
+            from SIRTDosimetryLib.mrml.samples import load_sample_patient
+
+            return list(load_sample_patient(slicer.mrmlScene, key))
+
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=SAMPLE_CATEGORY, sampleName=patient.key, uris=[], fileNames=[], nodeNames=[patient.activity_name],
+            thumbnailFileName=os.path.join(iconsPath, f"{patient.key}.png"), customDownloader=load,
+        )
 
 
 #
@@ -94,7 +118,7 @@ class ImageUnits(enum.Enum):
 
     def label(self):
         return {
-            "auto": _("From volume"), "bq_per_ml": "Bq/mL", "kbq_per_ml": "kBq/mL", "mbq_per_ml": "MBq/mL", "counts": _("Counts"),
+            "auto": _("From volume or DICOM header"), "bq_per_ml": "Bq/mL", "kbq_per_ml": "kBq/mL", "mbq_per_ml": "MBq/mL", "counts": _("Counts"),
         }[self.value]
 
 
@@ -140,6 +164,14 @@ class ThresholdImage(enum.Enum):
         return {"activity": _("Activity image"), "dose": _("Dose map")}[self.value]
 
 
+class Microspheres(enum.Enum):
+    GLASS = "glass"
+    RESIN = "resin"
+
+    def label(self):
+        return {"glass": _("Glass (TheraSphere)"), "resin": _("Resin (SIR-Spheres)")}[self.value]
+
+
 @parameterNodeWrapper
 class SIRTDosimetryParameterNode:
     """Everything the user chooses; field names are the camel-case names of ``DoseSettings`` plus the nodes."""
@@ -172,6 +204,7 @@ class SIRTDosimetryParameterNode:
     normalLiverSegments: list[str]
     computeDvh: bool = True
     displayThresholdGy: Annotated[float, WithinRange(0, 1000), Decimals(1), SingleStep(0.5)] = 1.0
+    displayReferenceGy: Annotated[float, WithinRange(0, 2000), Decimals(0), SingleStep(10)] = 0.0
     normalPerfusedSegments: list[str]
     wholeLiverSegments: list[str]
     derivedTumourSegments: list[str]
@@ -180,6 +213,16 @@ class SIRTDosimetryParameterNode:
     thresholdImage: ThresholdImage = ThresholdImage.ACTIVITY
     doseVolume: vtkMRMLScalarVolumeNode
     summaryTable: vtkMRMLTableNode
+    # lung shunt and planning panel (not dose settings)
+    lungAnteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    lungPosteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    liverAnteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    liverPosteriorCounts: Annotated[float, WithinRange(0, 1e12)] = 0.0
+    lungSegments: list[str]
+    microspheres: Microspheres = Microspheres.GLASS
+    planPerfusedSegments: list[str]
+    targetTumourDoseGy: Annotated[float, WithinRange(0, 2000), Decimals(0), SingleStep(10)] = 0.0
+    plannedActivityGbq: Annotated[float, WithinRange(0, 100), Decimals(3), SingleStep(0.1)] = 0.0
 
 
 # Segment lists of the parameter node and the segment selector widgets that edit them.
@@ -192,6 +235,8 @@ SEGMENT_LIST_WIDGETS = {
     "wholeLiverSegments": "wholeLiverSegmentsSelector",
     "derivedTumourSegments": "derivedTumourSegmentsSelector",
     "thresholdSegments": "thresholdSegmentsSelector",
+    "lungSegments": "lungSegmentsSelector",
+    "planPerfusedSegments": "planPerfusedSegmentsSelector",
 }
 
 
@@ -231,10 +276,15 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentLists.connect()
         self.huTablePath.connect()
         self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.segmentLists.to_widgets)
+        self.ui.activitySelector.connect("currentNodeChanged(vtkMRMLNode*)", self.applyFirstRunDefaults)
+        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.applyFirstRunDefaults)
         self.ui.calibrationModeComboBox.connect("currentIndexChanged(int)", self.updateCalibrationWidgets)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.progress.request_cancel)
         self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
+        self.ui.planarLsfButton.connect("clicked(bool)", self.onPlanarLungShunt)
+        self.ui.spectLsfButton.connect("clicked(bool)", self.onSpectLungShunt)
+        self.ui.planButton.connect("clicked(bool)", self.onPlan)
 
         self.initializeParameterNode()
 
@@ -285,6 +335,85 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateCalibrationWidgets()
         self._checkCanApply()
 
+    def _showInputError(self, function):
+        """Run ``function()``; an input error is shown as a message (False), not a traceback."""
+        from SIRTDosimetryLib.errors import SIRTInputError
+
+        try:
+            return function()
+        except SIRTInputError as exc:
+            slicer.util.errorDisplay(str(exc), windowTitle=_("SIRT Dosimetry"))
+            return False
+
+    def onPlanarLungShunt(self) -> None:
+        from SIRTDosimetryLib.analysis.constraints import lung_shunt_fraction_planar
+
+        node = self._parameterNode
+        lsf = self._showInputError(lambda: lung_shunt_fraction_planar(
+            node.lungAnteriorCounts, node.lungPosteriorCounts, node.liverAnteriorCounts, node.liverPosteriorCounts))
+        if lsf is not False:
+            node.lungShuntFraction = round(lsf, 3)
+            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (planar geometric means).").format(value=100 * lsf)
+
+    def onSpectLungShunt(self) -> None:
+        node = self._parameterNode
+        if not (node.activityVolume and node.segmentation and node.lungSegments and node.calibrationVoi):
+            slicer.util.errorDisplay(_("Choose the activity image, the segmentation, the lung segment and the calibration VOI (liver)."))
+            return
+        if not self.logic.ensureDependencies():
+            return
+        from SIRTDosimetryLib.mrml.treatment_planning import spect_lung_shunt_fraction
+
+        lsf = self._showInputError(lambda: spect_lung_shunt_fraction(
+            node.activityVolume, node.segmentation, node.lungSegments[0], node.calibrationVoi[0], node.clampNegative))
+        if lsf is not False:
+            node.lungShuntFraction = round(lsf, 3)
+            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (SPECT counts).").format(value=100 * lsf)
+
+    def onPlan(self) -> None:
+        node = self._parameterNode
+        if not (node.activityVolume and node.segmentation and node.planPerfusedSegments):
+            slicer.util.errorDisplay(_("Choose the activity image (99mTc-MAA SPECT), the segmentation and the perfused liver segment."))
+            return
+        if not self.logic.ensureDependencies():
+            return
+        from SIRTDosimetryLib.mrml.treatment_planning import PlanRequest, plan_from_nodes, plan_text
+
+        tumours = tuple(node.tumourSegments) or self.logic.tumourSegmentNames(node.segmentation)
+        request = PlanRequest(
+            tumours, node.planPerfusedSegments[0], whole_liver=(node.calibrationVoi[0] if node.calibrationVoi else None),
+            lung=(node.lungSegments[0] if node.lungSegments else None), lsf=node.lungShuntFraction,
+            microspheres=node.microspheres.value, target_tumour_gy=node.targetTumourDoseGy or None,
+            activity_gbq=None if node.targetTumourDoseGy else (node.plannedActivityGbq or None),
+            residual_fraction=node.residualFraction, clamp_negative=node.clampNegative,
+        )
+        plan = self._showInputError(lambda: plan_from_nodes(node.activityVolume, node.segmentation, request))
+        if plan is not False:
+            self.ui.planResultLabel.text = plan_text(plan)
+
+    def applyFirstRunDefaults(self, *args) -> None:
+        """When the user picks an activity volume or a segmentation: show the volume's units (from the
+        volume or its DICOM header), use relative calibration for counts, and the liver segment as the
+        calibration VOI (``SIRTDosimetryLib.mrml.defaults``)."""
+        node = self._parameterNode
+        if node is None or node.activityVolume is None:
+            return
+        from SIRTDosimetryLib.mrml.defaults import first_apply_settings
+        from SIRTDosimetryLib.mrml.logic import volume_units
+
+        suggested = first_apply_settings(node.activityVolume, node.segmentation, volume_units(node.activityVolume))
+        if "units" in suggested:
+            node.units = ImageUnits(suggested["units"])
+            node.calibrationMode = CalibrationMode(suggested["calibration_mode"])
+        if "calibration_voi" in suggested and not self._segmentsPresent(node.calibrationVoi):
+            node.calibrationVoi = suggested["calibration_voi"]
+
+    def _segmentsPresent(self, names) -> bool:
+        from SIRTDosimetryLib.mrml.defaults import segment_names
+
+        present = {n.lower() for n in segment_names(self._parameterNode.segmentation)}
+        return bool(names) and all(str(n).lower() in present for n in names)
+
     def updateCalibrationWidgets(self, *args) -> None:
         relative = self.ui.calibrationModeComboBox.currentIndex == 1
         for name in ("administeredActivitySpinBox", "lungShuntFractionSpinBox", "residualFractionSpinBox",
@@ -294,7 +423,9 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             getattr(self.ui, name).enabled = not relative
 
     def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._parameterNode and self._parameterNode.activityVolume and self._parameterNode.segmentation:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+        elif self._parameterNode and self._parameterNode.activityVolume and self._parameterNode.segmentation:
             self.ui.applyButton.toolTip = _("Compute the dose map and the per-segment summary")
             self.ui.applyButton.enabled = True
         else:
@@ -302,18 +433,22 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.applyButton.enabled = False
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():
                 return
             from SIRTDosimetryLib.errors import SIRTInputError
+            from SIRTDosimetryLib.mrml.background import BackgroundRunner
             from SIRTDosimetryLib.mrml.logic import OperationCancelled
 
+            # The numerical work runs in a worker thread while Qt keeps processing events: the window
+            # stays responsive and Cancel takes effect at once.
+            runner = BackgroundRunner(slicer.app.processEvents, self.progress.cancelled)
             try:
-                with slicer.util.WaitCursor():
-                    outputs = self.logic.process(self._parameterNode, progress=self.progress, cancel=self.progress.cancelled)
+                outputs = self.logic.process(self._parameterNode, progress=self.progress, cancel=self.progress.cancelled, run=runner)
             except OperationCancelled:
                 self.ui.statusLabel.text = _("Cancelled: nothing was added to the scene.")
                 return
@@ -332,6 +467,8 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for warning in outputs.result.warnings:
                 logging.warning(warning)
             self.ui.statusLabel.text = _("Done. {count} segments; mean dose in the summary table.").format(count=len(outputs.result.segments))
+            if "lungs" in outputs.summary:
+                self.ui.statusLabel.text += " " + _("Lungs {dose:.1f} Gy (partition model, 1000 g).").format(dose=outputs.summary["lungs"]["dose_mean_gy"])
             if outputs.derived_segmentation_node is not None:
                 self.ui.statusLabel.text += " " + _("Derived segments in '{name}'.").format(name=outputs.derived_segmentation_node.GetName())
         finally:
@@ -383,24 +520,34 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SIRTDosimetryParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        """Install missing Python packages after asking the user; False if they declined."""
-        from SIRTDosimetryLib.mrml.dependencies import DOSIMETRY_REQUIREMENTS, DependenciesMissing, ensure_requirements
+    def ensureDependencies(self, confirm=None, testing=False) -> bool:
+        """Install missing Python packages after one confirmation (``confirm=False``: without asking, as the
+        self-test does; ``testing``: also what the self-test needs); False, after showing why, when they are not there."""
+        from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, module_requirements
 
         try:
-            ensure_requirements(DOSIMETRY_REQUIREMENTS, _("SIRT Dosimetry"))
+            ensure_requirements(module_requirements("SIRTDosimetry", testing), _("SIRT Dosimetry"), confirm=confirm)
         except DependenciesMissing as exc:
             slicer.util.errorDisplay(str(exc))
             return False
         return True
+
+    @staticmethod
+    def tumourSegmentNames(segmentationNode) -> tuple:
+        """Segments named like tumours (tumor, tumour, lesion), as the derived segments take them."""
+        from SIRTDosimetryLib.mrml.defaults import segment_names
+        from SIRTDosimetryLib.mrml.logic import structure_role
+
+        return tuple(n for n in segment_names(segmentationNode) if structure_role(n, None) == "tumour")
 
     def settingsFromParameterNode(self, parameterNode):
         from SIRTDosimetryLib.mrml.logic import DoseSettings
 
         return DoseSettings.from_object(parameterNode)
 
-    def process(self, parameterNode, progress=None, cancel=None):
-        """Compute with the settings of the parameter node; returns ``DoseOutputs``."""
+    def process(self, parameterNode, progress=None, cancel=None, run=None):
+        """Compute with the settings of the parameter node; returns ``DoseOutputs``. ``run`` executes the
+        numerical part (``SIRTDosimetryLib.mrml.background``; default: on this thread)."""
         settings = self.settingsFromParameterNode(parameterNode)
         doseNode = parameterNode.doseVolume
         tableNode = parameterNode.summaryTable
@@ -411,10 +558,10 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             doseNode = None
         return self.computeDose(
             parameterNode.activityVolume, parameterNode.segmentation, settings,
-            doseNode=doseNode, tableNode=tableNode, ctNode=parameterNode.ctVolume, progress=progress, cancel=cancel,
+            doseNode=doseNode, tableNode=tableNode, ctNode=parameterNode.ctVolume, progress=progress, cancel=cancel, run=run,
         )
 
-    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None, derived=None):
+    def computeDose(self, activityNode, segmentationNode, settings, doseNode=None, tableNode=None, ctNode=None, progress=None, cancel=None, derived=None, run=None):
         """Dose of ``activityNode`` with ``segmentationNode``'s segments; ``settings`` is a ``DoseSettings``
         or ready ``DoseParameters``; ``ctNode`` with the settings' HU-density table gives a density per voxel.
         Derived segments: those of the ``DoseSettings``, or ``derived`` (a ``DerivedSegmentsSpec``).
@@ -424,26 +571,45 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
         from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes, volume_units
 
         if isinstance(settings, DoseParameters):
-            params, withDvh, threshold = settings, True, None
+            params, withDvh, options = settings, True, {}
         else:
             settings = settings or DoseSettings()
             params = settings.to_parameters(volume_units(activityNode) if activityNode else None)
-            withDvh, threshold = settings.compute_dvh, settings.display_threshold_gy
+            withDvh = settings.compute_dvh
+            options = {"display_threshold_gy": settings.display_threshold_gy, "display_reference_gy": settings.display_reference_gy}
             derived = derived if derived is not None else settings.derived_segments_spec()
-        options = {} if threshold is None else {"display_threshold_gy": threshold}
         return compute_dose_from_nodes(
             activityNode, segmentationNode, params, dose_node=doseNode, table_node=tableNode, ct_node=ctNode,
-            with_dvh=withDvh, derived=derived, progress=progress, cancel=cancel, **options,
+            with_dvh=withDvh, derived=derived, progress=progress, cancel=cancel, **options, **({"run": run} if run else {}),
         )
 
     def showResults(self, outputs) -> None:
-        """Dose as a foreground overlay on the activity image, the summary table and DVH in the views."""
+        """The results layout (3D and slice views, DVH chart, summary table), the dose as a foreground
+        overlay on the activity image, and isodose lines when SlicerRT is installed."""
+        from SIRTDosimetryLib.mrml.view import use_results_layout
+
+        use_results_layout(slicer.app.layoutManager().layoutLogic().GetLayoutNode())
         activityNode = outputs.dose_node.GetNodeReference("SIRT.activity")
-        slicer.util.setSliceViewerLayers(background=activityNode, foreground=outputs.dose_node, foregroundOpacity=0.5)
+        slicer.util.setSliceViewerLayers(background=activityNode, foreground=outputs.dose_node, foregroundOpacity=0.5, fit=True)
         if outputs.dvh_chart_node is not None:
             slicer.modules.plots.logic().ShowChartInLayout(outputs.dvh_chart_node)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.table_node.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
+        self.showIsodose(outputs.dose_node)
+
+    def showIsodose(self, doseNode) -> bool:
+        """Isodose surfaces of the dose with SlicerRT's Isodose module, when it is installed."""
+        if not hasattr(slicer.modules, "isodose"):
+            return False
+        try:
+            isodoseNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLIsodoseNode", f"{doseNode.GetName()} isodose")
+            isodoseNode.SetAndObserveDoseVolumeNode(doseNode)
+            logic = slicer.modules.isodose.logic()
+            logic.SetNumberOfIsodoseLevels(isodoseNode, 6)
+            return bool(logic.CreateIsodoseSurfaces(isodoseNode))
+        except Exception:  # isodose lines are an extra view: never fail the result for them
+            logging.exception("SlicerRT isodose display failed")
+            return False
 
 
 #
@@ -459,6 +625,8 @@ class SIRTDosimetryTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        # A stock Slicer lacks some packages: install them (no dialog in a test run) before the scenarios.
+        self.assertTrue(SIRTDosimetryLogic().ensureDependencies(confirm=False, testing=True), "the Python packages could not be installed")
         from SIRTDosimetryLib.testing import scenarios
 
         for scenario in scenarios.ALL_SCENARIOS:

@@ -168,6 +168,9 @@ class SIRTDosiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._checkCanApply()
 
     def _checkCanApply(self, caller=None, event=None) -> None:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+            return
         p = self._parameterNode
         hasImage = p is not None and any(getattr(p, name) for name in IMAGE_KINDS)
         hasStructure = p is not None and any(list(getattr(p, name)) for name in SEGMENT_LIST_WIDGETS)
@@ -177,8 +180,9 @@ class SIRTDosiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():
@@ -218,11 +222,14 @@ class SIRTDosiomicsLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SIRTDosiomicsParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        from SIRTDosimetryLib.mrml.dependencies import DOSIOMICS_REQUIREMENTS, DependenciesMissing, ensure_requirements
+    def ensureDependencies(self, confirm=None, testing=False) -> bool:
+        """Install missing Python packages after one confirmation (``confirm=False``: without asking, as the
+        self-test does; ``testing``: also what the self-test needs); False, after showing why, when they are not there."""
+        from SIRTDosimetryLib.mrml.dependencies import RADIOMICS_MISSING, DependenciesMissing, ensure_requirements, module_requirements, require_module
 
         try:
-            ensure_requirements(DOSIOMICS_REQUIREMENTS, _("SIRT Dosiomics"))
+            ensure_requirements(module_requirements("SIRTDosiomics", testing), _("SIRT Dosiomics"), confirm=confirm)
+            require_module("radiomics", RADIOMICS_MISSING)
         except DependenciesMissing as exc:
             slicer.util.errorDisplay(str(exc))
             return False
@@ -259,6 +266,8 @@ class SIRTDosiomicsTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        # A stock Slicer lacks some packages: install them (no dialog in a test run) before the scenarios.
+        self.assertTrue(SIRTDosiomicsLogic().ensureDependencies(confirm=False, testing=True), "the Python packages could not be installed")
         try:
             from SIRTDosiomicsLib.testing import scenarios
         except ImportError as exc:

@@ -141,13 +141,17 @@ class SIRTResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelCardLabel.text = self.logic.modelSummaryText(path) if path else _("No model loaded.")
 
     def _checkCanApply(self, caller=None, event=None) -> None:
+        if self.progress.running:  # parameter edits during a run must not re-enable Apply
+            self.ui.applyButton.enabled = False
+            return
         p = self._parameterNode
         self.ui.applyButton.enabled = bool(p and p.modelPath and p.featureTable)
         self.ui.applyButton.toolTip = _("Predict the response") if self.ui.applyButton.enabled else _("Select a model folder and a feature table")
 
     def onApplyButton(self) -> None:
+        if not self.progress.start():  # a run is active: a second click does nothing
+            return
         self.ui.applyButton.enabled = False
-        self.progress.start()
         self.ui.cancelButton.show()
         try:
             if not self.logic.ensureDependencies():
@@ -187,11 +191,13 @@ class SIRTResponseLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SIRTResponseParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        from SIRTDosimetryLib.mrml.dependencies import RESPONSE_REQUIREMENTS, DependenciesMissing, ensure_requirements
+    def ensureDependencies(self, confirm=None, testing=False) -> bool:
+        """Install missing Python packages after one confirmation (``confirm=False``: without asking, as the
+        self-test does; ``testing``: also what the self-test needs); False, after showing why, when they are not there."""
+        from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, module_requirements
 
         try:
-            ensure_requirements(RESPONSE_REQUIREMENTS, _("SIRT Response"))
+            ensure_requirements(module_requirements("SIRTResponse", testing), _("SIRT Response"), confirm=confirm)
         except DependenciesMissing as exc:
             slicer.util.errorDisplay(str(exc))
             return False
@@ -231,6 +237,8 @@ class SIRTResponseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        # A stock Slicer lacks some packages: install them (no dialog in a test run) before the scenarios.
+        self.assertTrue(SIRTResponseLogic().ensureDependencies(confirm=False, testing=True), "the Python packages could not be installed")
         try:
             from SIRTResponseLib.testing import scenarios
         except ImportError as exc:

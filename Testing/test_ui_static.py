@@ -282,7 +282,8 @@ def test_top_level_cmakelists_describes_the_extension():
     for variable in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         assert re.search(rf'^set\(EXTENSION_{variable} "[^"]+"\)', text, re.M), variable
     assert 'set(EXTENSION_CATEGORY "Nuclear Medicine")' in text
-    assert 'set(EXTENSION_DEPENDS "NA")' in text  # pyradiomics is used directly: no SlicerRadiomics at run time
+    # pyradiomics in Slicer is SlicerRadiomics' build (no compiler needed on the user's machine)
+    assert 'set(EXTENSION_DEPENDS "SlicerRadiomics")' in text
     order = [text.index(s) for s in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})")]
     order += [text.index(f"add_subdirectory({m})") for m in MODULES]
     order += [text.index(s) for s in ("include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})")]
@@ -313,3 +314,30 @@ def test_no_package_imports_the_command_line_above_it():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                     [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
                 assert not any(n == "sirt" or n.startswith("sirt.") for n in names), f"{path} imports sirt"
+
+
+def _cmake_extension_values() -> dict[str, str]:
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    return {k.lower(): v for k, v in re.findall(r'^set\(EXTENSION_([A-Z]+) "([^"]*)"\)', text, re.M)}
+
+
+def test_screenshots_and_icon_of_the_extension_are_in_the_repository():
+    """EXTENSION_ICONURL and EXTENSION_SCREENSHOTURLS point at files of this repository's main branch."""
+    values = _cmake_extension_values()
+    prefix = "https://raw.githubusercontent.com/SlicerSIRT/SlicerSIRT/main/"
+    urls = [values["iconurl"], *values["screenshoturls"].split()]
+    assert len(urls) >= 3
+    for url in urls:
+        assert url.startswith(prefix) and (ROOT / url[len(prefix):]).is_file(), url
+
+
+def test_extensions_index_description_matches_the_cmake_metadata():
+    entries = {}
+    for line in (ROOT / "SlicerSIRT.s4ext").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            entries[key] = value.strip()
+    values = _cmake_extension_values()
+    assert entries["scm"] == "git" and entries["enabled"] == "1" and entries["build_subdirectory"] == "."
+    for key in ("homepage", "contributors", "category", "iconurl", "description", "screenshoturls", "depends"):
+        assert entries[key] == values[key], key

@@ -61,10 +61,12 @@ class StudyOutcome:
 class PatientOutcome:
     patient_id: str
     studies: list[StudyOutcome]
+    registration: dict | None = None  # the QA columns of the manifest's register: step (sirt.registration_step)
 
     @property
     def failed(self) -> bool:
-        return any(s.status == "failed" for s in self.studies)
+        registration_error = self.registration is not None and self.registration.get("registration_qa") == "error"
+        return registration_error or any(s.status == "failed" for s in self.studies)
 
 
 def command_parser(*adders) -> argparse.ArgumentParser:
@@ -212,4 +214,11 @@ def run_patient(spec, options: PatientOptions) -> PatientOutcome:
             message = lines[0] if lines else type(exc).__name__
             outcomes.append(StudyOutcome(source, "failed", str(study_folder(options.output, spec.patient_id, source)),
                                          error=message if isinstance(exc, SIRTInputError) else f"{type(exc).__name__}: {message}"))
-    return PatientOutcome(spec.patient_id, outcomes)
+    registration = None
+    if getattr(spec, "registration", None):
+        from .registration_step import REGISTER_FOLDER, run_registration
+
+        fixed, moving = (spec.studies[spec.registration[k]] for k in ("fixed", "moving"))
+        registration = run_registration(spec, study_folder(options.output, spec.patient_id, REGISTER_FOLDER),
+                                        activity_image(fixed), activity_image(moving))
+    return PatientOutcome(spec.patient_id, outcomes, registration)

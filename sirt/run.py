@@ -15,6 +15,7 @@ folder skips what is done (patients by ``done.json``, features by their cache).
 Output folder::
 
     patients/<patient>/<maa|y90>/   dose_gy.nrrd, bed_gy.nrrd, summary.json, dvh/, plan/, report.html, report.pdf
+    patients/<patient>/register/    with a register: block (sirt.registration_step): transform, carried contours, QA
     features/                       features.csv, features.parquet, features.json ('sirt features')
     cohort.csv, cohort.json         one row per patient: features, clinical variables, response
     predictions.json                with --model
@@ -35,6 +36,7 @@ from SIRTDosimetryLib.provenance import provenance, to_jsonable
 from SIRTDosimetryLib.reporting.figures import DEFAULT_ISODOSE_LEVELS_GY, check_levels
 
 from .patient import PatientOptions, PatientOutcome, activity_image, dose_parameters, run_patient
+from .registration_step import add_registration_columns
 
 LABEL_COLUMN = "response"
 """The label column ``sirt train`` reads by default; the manifest's ``clinical: {response: ...}`` becomes it."""
@@ -170,6 +172,10 @@ def run_patients(patients, options: PatientOptions, workers: int | None, schedul
                 for study in outcome.studies:
                     if study.status == "failed":
                         print(f"patient {spec.patient_id} {study.source}: FAILED: {study.error}", file=sys.stderr)
+                if outcome.registration and outcome.registration["registration_qa"] in ("fail", "error"):
+                    reason = outcome.registration.get("registration_error", "QA gate failed, see registration_qa.json")
+                    print(f"patient {spec.patient_id} registration: {outcome.registration['registration_qa'].upper()}: {reason}",
+                          file=sys.stderr)
     finally:
         executor.close()
         if bar is not None:
@@ -209,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         features, _ = run_manifest(args.manifest, args.output / "features", preset, workers=args.workers, scheduler=args.scheduler,
                                    progress=not args.no_progress, overwrite=True)
         table = cohort_table(features, read_table(args.labels) if args.labels else None, categoricals)
+        table = add_registration_columns(table, {o.patient_id: o.registration for o in outcomes if o.registration})
         meta = {"schema": "slicer-sirt/cohort/1", "label_column": LABEL_COLUMN, "synthetic": args.synthetic,
                 "categorical": to_jsonable(categoricals), "rows": len(table), "columns": len(table.columns),
                 "provenance": provenance({"manifest": args.manifest, "labels": args.labels}, {"categorical": args.categorical})}

@@ -15,7 +15,7 @@ from . import __version__
 
 _PACKAGES = (
     "numpy", "scipy", "SimpleITK", "pynrrd", "pydicom", "slicer-core", "pyradiomics-bhklab", "scikit-learn",
-    "imbalanced-learn", "xgboost", "skops", "joblib", "threadpoolctl", "pandas", "statsmodels", "lifelines",
+    "imbalanced-learn", "xgboost", "skops", "joblib", "threadpoolctl", "pandas", "statsmodels", "lifelines", "itk-elastix",
 )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import SIRTInputError
+from .io.dicom_identity import check_same_frame_of_reference
 from .io.segmentations import Segmentation
 from .io.volumes import voxel_volume_ml
 
@@ -213,6 +214,7 @@ def map_segments(
     result: dict[str, Structure] = {}
     for layer_index in sorted({seg.layer for seg in wanted}):
         layer = segmentation.layers[layer_index]
+        check_same_frame_of_reference(layer, reference, f"segmentation {segmentation.source_path}")
         layer_voxel_ml = voxel_volume_ml(layer.GetSpacing())
         layer_array = sitk.GetArrayViewFromImage(layer)
         permutation = _axis_permutation(layer, reference) if mode != "center" else None

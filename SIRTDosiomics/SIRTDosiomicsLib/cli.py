@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
                    help="use pyradiomics' own dense GLCM MCC computation (slower; the values are bitwise identical)")
     s = p.add_argument_group("one image")
     s.add_argument("--image", type=Path, help="image file (NRRD, NIfTI, MHA)")
-    s.add_argument("--segmentation", type=Path, help="Slicer .seg.nrrd or labelmap")
+    s.add_argument("--segmentation", type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     s.add_argument("--kind", choices=naming.IMAGE_KINDS, help="what the image is (selects the preset's settings)")
     s.add_argument("--source", dest="source", default="y90",
                    help="source of the image: y90 (90Y) or maa (99mTc-MAA); selects dose/BED clip values (default y90)")
@@ -160,7 +160,15 @@ def _write_one_row(row: dict, output: Path, overwrite: bool) -> None:
         writer = lambda path: frame.to_csv(path, index=False, float_format="%.17g")  # noqa: E731
     else:
         raise SIRTInputError(f"--output {output}: use a .csv or .parquet file name")
-    commit_outputs(output.parent if str(output.parent) else Path("."), {output.name: writer}, overwrite=overwrite)
+    from SIRTDosimetryLib.io.writers import write_json
+    from SIRTDosimetryLib.provenance import software_versions
+
+    from .radiomics_engine import ENGINE_KEY, radiomics_engine, sidecar_path
+
+    # the table's provenance beside it (x.csv -> x.json), as features.json beside a cohort's features.csv
+    metadata = {ENGINE_KEY: radiomics_engine(), "software": software_versions()}
+    writers = {output.name: writer, sidecar_path(output).name: lambda path: write_json(metadata, path)}
+    commit_outputs(output.parent if str(output.parent) else Path("."), writers, overwrite=overwrite)
 
 
 def run_cohort(args) -> int:

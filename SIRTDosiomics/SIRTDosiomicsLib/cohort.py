@@ -276,6 +276,7 @@ def run_manifest(
     from SIRTDosimetryLib.provenance import describe_input, software_versions
 
     from .extract import expected_columns
+    from .radiomics_engine import ENGINE_KEY, radiomics_engine
 
     try:
         preset = load_preset(preset)
@@ -305,6 +306,7 @@ def run_manifest(
             for o in outcomes
         ],
         "software": software_versions(),
+        ENGINE_KEY: radiomics_engine(),
     }
     inputs = [Path(manifest)] + [Path(p) for s in patients for st in s.studies.values() for p in (*st.images.values(), st.segmentation) if p]
     write_table(frame, output_dir, metadata, inputs=inputs, overwrite=overwrite)

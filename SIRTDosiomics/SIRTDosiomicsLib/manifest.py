@@ -19,6 +19,7 @@ Relative paths are relative to the manifest's folder. YAML may nest the same key
         structures: {tumour: [Tumor 1, Tumor 2]}
         maa: {spect: P01/maa_spect.nrrd, segmentation: P01/maa.seg.nrrd, administered_activity_gbq: 2.1}
         y90: {spect: P01/y90_spect.nrrd, segmentation: P01/y90.seg.nrrd, administered_activity_gbq: 2.3}
+        register: {fixed: maa, moving: y90, transform: rigid, mask_segment: liver}   # optional, see sirt/registration_step.py
 """
 
 from __future__ import annotations
@@ -79,6 +80,18 @@ DOSIMETRY_FIELDS: dict[str, Callable[[Any], Any]] = {
 }
 """Per-source dosimetry keys of the manifest and how their values are read."""
 
+REGISTRATION_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "fixed": lambda v: naming.SOURCE_ALIASES.get(str(v).strip().lower(), str(v).strip().lower()),  # maa | y90
+    "moving": lambda v: naming.SOURCE_ALIASES.get(str(v).strip().lower(), str(v).strip().lower()),
+    "transform": lambda v: str(v).strip().lower(),  # rigid | affine | deformable
+    "preset": lambda v: str(v).strip().lower(),  # spect | pet | ct | mri
+    "mask_segment": lambda v: str(v).strip(),
+    "qa_segment": lambda v: str(v).strip(),
+    "min_dice": float,
+    "iterations": int,
+}
+"""Keys of a patient's ``register:`` block (CSV: ``register_<key>``): the moving study registered onto the fixed one."""
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -96,6 +109,7 @@ class PatientSpec:
     patient_id: str
     studies: dict[str, StudySpec]
     clinical: dict[str, Any] = field(default_factory=dict)
+    registration: dict[str, Any] = field(default_factory=dict)  # REGISTRATION_FIELDS; empty: no registration
 
     def to_dict(self) -> dict:
         from SIRTDosimetryLib.provenance import to_jsonable
@@ -119,6 +133,8 @@ def _flatten(record: dict) -> dict:
         lower = key.lower()
         if lower == "clinical" and isinstance(value, dict):
             flat.update({f"clinical_{k}": v for k, v in value.items()})
+        elif lower == "register" and isinstance(value, dict):
+            flat.update({f"register_{k}": v for k, v in value.items()})
         elif lower == "structures" and isinstance(value, dict):
             flat.update({f"structure_{k}": v for k, v in value.items()})
         elif isinstance(value, dict) and lower in naming.SOURCE_ALIASES:
@@ -155,12 +171,23 @@ def patient_from_record(record: dict, base_dir: Path | str = ".", defaults: dict
     clinical: dict[str, Any] = {}
     shared: dict[str, tuple[str, ...]] = {}
     per_source: dict[str, dict[str, Any]] = {}
+    registration: dict[str, Any] = {}
     unknown = []
     for key, value in merged.items():
         if _empty(value):
             continue
         if key.lower().startswith(naming.CLINICAL_PREFIX):
             clinical[key[len(naming.CLINICAL_PREFIX) :]] = value
+            continue
+        if key.lower().startswith("register_"):
+            name = key[len("register_"):].lower()
+            if name not in REGISTRATION_FIELDS:
+                unknown.append(key)
+                continue
+            try:
+                registration[name] = REGISTRATION_FIELDS[name](value)
+            except (TypeError, ValueError) as exc:
+                raise ManifestError(f"{where}: {key} = {value!r}: {exc}") from None
             continue
         role = _structure_key(key)
         if role is not None:
@@ -190,7 +217,8 @@ def patient_from_record(record: dict, base_dir: Path | str = ".", defaults: dict
     if unknown:
         raise ManifestError(
             f"{where}: unknown manifest keys {sorted(unknown)}; use patient_id, clinical_<name>, tumour/npl/wnl/"
-            f"structure_<name>, or <maa|y90>_<field> with field in {', '.join((*IMAGE_FIELDS, 'segmentation', *DOSIMETRY_FIELDS))}"
+            f"structure_<name>, or <maa|y90>_<field> with field in {', '.join((*IMAGE_FIELDS, 'segmentation', *DOSIMETRY_FIELDS))}, "
+            f"or register_<field> with field in {', '.join(REGISTRATION_FIELDS)}"
         )
     studies = {}
     for source in naming.SOURCES:
@@ -205,7 +233,12 @@ def patient_from_record(record: dict, base_dir: Path | str = ".", defaults: dict
         studies[source] = StudySpec(source, entry["segmentation"], entry["images"], entry["dosimetry"], structures)
     if not studies:
         raise ManifestError(f"{where}: no images (give e.g. maa_spect or y90_dose with its segmentation)")
-    return PatientSpec(patient_id, studies, clinical)
+    if registration:
+        pair = (registration.get("fixed"), registration.get("moving"))
+        if any(source not in studies for source in pair) or pair[0] == pair[1]:
+            raise ManifestError(f"{where}: register needs 'fixed' and 'moving': two different studies of the patient "
+                                f"({', '.join(studies)}), got fixed={pair[0]!r}, moving={pair[1]!r}")
+    return PatientSpec(patient_id, studies, clinical, registration)
 
 
 def read_manifest(path: str | Path) -> list[PatientSpec]:

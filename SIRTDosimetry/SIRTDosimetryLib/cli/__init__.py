@@ -1,13 +1,13 @@
-"""``sirt dose``, ``sirt dvh``, ``sirt plan`` and ``sirt report``: one module each, with ``add_parser`` and ``run``.
+"""``sirt dose``, ``sirt dvh``, ``sirt plan``, ``sirt report``, ``sirt export`` and ``sirt register``: one module each, with ``add_parser`` and ``run``.
 
 The ``sirt`` package above calls :func:`register` to add them to the command line.
 """
 
 from __future__ import annotations
 
-from . import dose_command, dvh_command, plan_command, report_command
+from . import dose_command, dvh_command, export_command, plan_command, register_command, report_command
 
-COMMANDS = (dose_command, dvh_command, plan_command, report_command)
+COMMANDS = (dose_command, dvh_command, plan_command, report_command, export_command, register_command)
 
 
 def register(subparsers) -> None:

@@ -12,6 +12,7 @@ from ..dose.kernels import KERNEL_SOURCES
 from ..dose.parameters import BED_PRECEDENCES, CALIBRATION_MODES, DOSE_METHODS, DoseParameters, build_dose_parameters, name_value_pairs
 from ..dose.radiobiology import PRESET_HALF_LIFE_H, PRESETS
 from ..dose.report import dose_summary
+from ..io.rtdose import write_rtdose
 from ..io.segmentations import read_segmentation
 from ..io.volumes import KNOWN_UNITS, read_activity_image, read_image
 from ..io.writers import check_outputs, commit_outputs, write_image, write_json
@@ -27,11 +28,12 @@ def add_parser(subparsers) -> None:
         description="Compute the absorbed dose map of a 90Y (or 166Ho) microsphere implant.",
     )
     p.add_argument("--activity", required=True, type=Path, help="activity image: NRRD/NIfTI/MHA file or DICOM folder")
-    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--mode", choices=CALIBRATION_MODES, required=True, help="activity calibration")
-    p.add_argument("--method", choices=DOSE_METHODS, default="ldm", help="dose method (default ldm)")
+    p.add_argument("--method", choices=DOSE_METHODS, default="ldm",
+                   help="dose method (default ldm); vsv-lung: range-scaled kernels for lung; mc: Monte Carlo (extra 'mc')")
     p.add_argument("--kernel", choices=KERNEL_SOURCES, default="auto", help="VSV kernel source (default auto)")
     p.add_argument("--radionuclide", choices=sorted(RADIONUCLIDES), default="y90")
     p.add_argument("--half-life-h", type=float, help=f"physical half-life in hours (default: the nuclide's, {RADIONUCLIDES['y90'].half_life_h:g} h for 90Y)")
@@ -44,6 +46,10 @@ def add_parser(subparsers) -> None:
                    'repeatable, or comma-separated; quote a name holding a comma: --segments \'"Tumor 1,2",Liver\'')
     p.add_argument("--clamp-negative", action="store_true", help="set negative and NaN voxels to zero instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
+    p.add_argument(
+        "--rtdose", action="store_true",
+        help="also write each map as DICOM RT Dose (dose_gy.dcm, ...), in the study and frame of reference of a DICOM activity series",
+    )
     p.add_argument(
         "--scene", type=Path,
         help="also save a Slicer scene (.mrb, or .mrml + data folders) with the dose overlay, segments, tables and DVH (needs slicer-core)",
@@ -61,6 +67,13 @@ def add_parser(subparsers) -> None:
     r.add_argument("--residual-fraction", type=float, default=0.0, help="residual activity fraction, 0-1 (default 0)")
     r.add_argument("--calibration-voi", action="append", help="segment(s) the activity is distributed over (default liver)")
     r.add_argument("--lungs-in-voi", action="store_true", help="the calibration VOI includes the lungs")
+    m = p.add_argument_group("Monte Carlo (--method mc; needs pip install 'slicer-sirt[mc]')")
+    m.add_argument("--mc-decays", type=float, help="number of decays to simulate (default 1e6, or as the target needs)")
+    m.add_argument("--mc-uncertainty", type=float, help="stop at this relative uncertainty in the target, e.g. 0.02")
+    m.add_argument("--mc-target", help="comma-separated segments the uncertainty is measured in (default: voxels above half the maximum)")
+    m.add_argument("--mc-processes", type=int, help="local worker processes (default all CPUs)")
+    m.add_argument("--mc-seed", type=int, default=0, help="first PenRed seed pair, 0-1000 (default 0)")
+    m.add_argument("--mc-scheduler", help="Dask scheduler address: run the batches on its workers (shared file system)")
     b = p.add_argument_group("radiobiology")
     b.add_argument(
         "--bed-params",
@@ -105,12 +118,16 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         hu_density_table=args.hu_density_table,
         segments=name_list(args.segments, "--segments") if args.segments else None,
         lung_mass_g=args.lung_mass_g,
+        monte_carlo={"decays": args.mc_decays, "target_uncertainty": args.mc_uncertainty, "target_segments": args.mc_target,
+                     "processes": args.mc_processes, "seed": args.mc_seed, "scheduler": args.mc_scheduler} if args.method == "mc" else None,
     )
 
 
-def output_names(params: DoseParameters) -> list[str]:
-    """The files ``sirt dose`` writes with these parameters."""
-    return ["dose_gy.nrrd", "summary.json", *(("bed_gy.nrrd", "eqd2_gy.nrrd") if params.radiobiology else ())]
+def output_names(params: DoseParameters, rtdose: bool = False) -> list[str]:
+    """The files ``sirt dose`` writes with these parameters (``rtdose``: the DICOM RT Dose files too)."""
+    maps = ["dose_gy", *(("bed_gy", "eqd2_gy") if params.radiobiology else ())]
+    uncertainty = ["dose_uncertainty_rel.nrrd"] if params.method == "mc" else []
+    return [*(f"{m}.nrrd" for m in maps), *uncertainty, "summary.json", *((f"{m}.dcm" for m in maps) if rtdose else ())]
 
 
 def run_dose(
@@ -122,23 +139,36 @@ def run_dose(
     label_names: dict[int, str] | None = None,
     overwrite: bool = False,
     ct_path: Path | None = None,
+    rtdose: bool = False,
 ) -> tuple[DoseResult, dict]:
-    """Read, compute and write; returns the result and the summary written."""
+    """Read, compute and write; returns the result and the summary written.
+
+    ``rtdose`` also writes every map as a DICOM RT Dose file (``<map>.dcm``).
+    """
     input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
-    check_outputs(output, output_names(params), input_paths, overwrite)  # before the work
+    check_outputs(output, output_names(params, rtdose), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
     result = compute_dose(activity, segmentation, params, ct)
-    outputs = {"dose_gy": "dose_gy.nrrd"}
+    maps = {"dose_gy": result.dose_gy}
     if result.bed_gy is not None:
-        outputs |= {"bed_gy": "bed_gy.nrrd", "eqd2_gy": "eqd2_gy.nrrd"}
+        maps |= {"bed_gy": result.bed_gy, "eqd2_gy": result.eqd2_gy}
+    outputs = {name: f"{name}.nrrd" for name in maps}
+    if result.uncertainty_rel is not None:
+        outputs["dose_uncertainty_rel"] = "dose_uncertainty_rel.nrrd"
+    if rtdose:
+        outputs |= {f"{name}_rtdose": f"{name}.dcm" for name in maps}
     inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
               "hu_density_table": params.hu_density_table.source if params.hu_density_table else None}
     summary = dose_summary(result, params, inputs, outputs)
-    writers = {"dose_gy.nrrd": partial(write_image, result.dose_gy), "summary.json": partial(write_json, summary)}
-    if result.bed_gy is not None:
-        writers |= {"bed_gy.nrrd": partial(write_image, result.bed_gy), "eqd2_gy.nrrd": partial(write_image, result.eqd2_gy)}
+    writers = {f"{name}.nrrd": partial(write_image, image) for name, image in maps.items()}
+    writers["summary.json"] = partial(write_json, summary)
+    if result.uncertainty_rel is not None:
+        writers["dose_uncertainty_rel.nrrd"] = partial(write_image, result.uncertainty_rel)
+    if rtdose:
+        identity = activity.dicom.identity if activity.dicom is not None else None
+        writers |= {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in maps.items()}
     commit_outputs(output, writers, inputs=[p for p in inputs.values() if p is not None], overwrite=overwrite)
     return result, summary
 
@@ -150,11 +180,14 @@ def run(args: argparse.Namespace) -> int:
         from ..mrml.export import check_scene_path, save_dose_scene  # needs slicer-core: imported only when asked for
 
         check_scene_path(args.scene, args.overwrite, inputs=[args.activity, args.segmentation, args.ct])
-    result, summary = run_dose(args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct)
+    result, summary = run_dose(
+        args.activity, args.segmentation, params, args.output, args.units, labels, args.overwrite, args.ct, args.rtdose
+    )
     if args.scene:
         save_dose_scene(result, args.activity, args.segmentation, args.scene, params=params, summary=summary,
                         units=args.units, label_names=labels, ct=args.ct, overwrite=args.overwrite)
     print(format_table(result))
+    print(f"note: {result.lung_dose_note}")
     for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
     print(f"wrote {args.output}")

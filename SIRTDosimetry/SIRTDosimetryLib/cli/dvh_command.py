@@ -26,6 +26,7 @@ from ..analysis.dvh import DEFAULT_BIN_WIDTH_GY, DVH_CSV_COLUMNS, DX_METHODS, dv
 from ..analysis.plots import plot_dvhs
 from ..errors import SIRTInputError
 from ..io.segmentations import read_segmentation
+from ..io.rtdose import read_dose_map
 from ..io.volumes import read_image
 from ..io.writers import commit_outputs, write_image, write_json
 from ..nuclides import Y90
@@ -45,8 +46,8 @@ def add_parser(subparsers) -> None:
         description="Dose-volume analysis of a dose map (e.g. from 'sirt dose') with a segmentation: DVH and BED-volume "
         "histograms, the constraints used as dosiomics features, derived structures and per-lesion tables.",
     )
-    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA), e.g. dose_gy.nrrd of 'sirt dose'")
-    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd or labelmap")
+    p.add_argument("--dose", required=True, type=Path, help="dose map in Gy (NRRD/NIfTI/MHA or DICOM RT Dose), e.g. dose_gy.nrrd of 'sirt dose'")
+    p.add_argument("--segmentation", required=True, type=Path, help="Slicer .seg.nrrd, labelmap, or DICOM RTSTRUCT/SEG (file or folder)")
     p.add_argument("--labels", action="append", default=[], metavar="VALUE=NAME", help="name a labelmap label (repeatable)")
     p.add_argument("--output", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the output folder")
@@ -207,8 +208,8 @@ def run_dvh(args: argparse.Namespace) -> tuple[DoseVolumeResult, dict]:
             if (args.output / name).exists():
                 raise SIRTInputError(f"output {args.output / name} already exists; choose another folder or pass --overwrite")
     labels = label_names(args.labels)
-    dose = read_image(args.dose)
-    bed = read_image(args.bed) if args.bed else None
+    dose = read_dose_map(args.dose)
+    bed = read_dose_map(args.bed) if args.bed else None
     counts = read_image(args.counts) if args.counts else None
     for image, what in ((bed, "BED"), (counts, "counts")):  # checked again in analyse_dose_volume; here before the slow read
         if image is not None and not same_grid(image, dose):

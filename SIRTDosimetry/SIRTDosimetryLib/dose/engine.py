@@ -28,7 +28,8 @@ from .calibration import (
 )
 from .density import density_from_ct
 from .ldm import ldm_dose_gy
-from .parameters import BED_PRECEDENCES, DoseParameters
+from .montecarlo import CancelCheck, MCSettings, ProgressCallback, mc_record, run_monte_carlo
+from .parameters import BED_PRECEDENCES, BedPrecedence, DoseParameters
 from .plausibility import (
     LungDose,
     activity_warnings,
@@ -39,6 +40,16 @@ from .plausibility import (
     mean_dose_warnings,
 )
 from .radiobiology import LQParameters, bed_gy, eqd2_gy
+
+LUNG_DOSE_NOTES: dict[str, str] = {
+    "ldm": "lung dose by local deposition: +17 % against Monte Carlo for the lung mean dose (Mikell et al., EJNMMI Phys 2015;2:16)",
+    "vsv": "lung dose by a soft-tissue kernel scaled in amplitude only: -60 % to -88 % against Monte Carlo without the lung "
+    "density, +20 % with it (Mikell et al. 2015; d'Andrea et al., Appl Sci 2024;14:7684); prefer vsv-lung or mc",
+    "vsv-lung": "lung dose by range-scaled kernels of the target density: -6 % for the mean over the first 2 cm of lung "
+    "against Monte Carlo on a liver/lung slab, -14 % to +15 % per 1 mm layer (README)",
+    "mc": "lung dose by Monte Carlo (PenRed, PENELOPE-2018); statistical uncertainty per voxel in dose_uncertainty_rel",
+}
+"""Which method gave the lung dose, and its expected error: written into every dose summary."""
 
 __all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
 
@@ -76,6 +87,9 @@ class DoseResult:
     invalid_voxels: dict[str, int]
     warnings: list[str]
     lung: LungDose | None = None
+    lung_dose_note: str = ""
+    uncertainty_rel: sitk.Image | None = None  # Monte Carlo: relative 1-sigma uncertainty of the dose
+    monte_carlo: dict | None = None  # Monte Carlo: decays, seed pairs, CPU time, materials
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
@@ -87,7 +101,7 @@ def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dic
         if not clamp:
             raise SIRTInputError(
                 f"the activity image has {counts['negative']} negative and {counts['non_finite']} NaN/infinite voxels; "
-                "pass --clamp-negative (clamp_invalid=True) to set them to zero"
+                "allow setting them to zero (--clamp-negative on the command line, 'Negative voxels to zero' in Slicer)"
             )
         values = np.where(negative | nonfinite, 0.0, values)
     return values, counts
@@ -186,24 +200,46 @@ def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
     return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
 
 
+def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
+    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
+    name = lambda n: segmentation.segment(n).name  # noqa: E731
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
+        radiobiology={name(k): v for k, v in params.radiobiology.items()},
+        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
+
+
 def compute_dose(
-    activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None
+    activity: ActivityImage, segmentation: Segmentation, params: DoseParameters, ct: sitk.Image | None = None,
+    progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
 ) -> DoseResult:
     """Compute the absorbed dose map and per-segment summary. Inputs are not modified.
 
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
+    ``progress`` (fraction done) and ``cancel`` are used by the Monte Carlo method, which runs long.
     """
-    params = select_in(params, segmentation.names)
+    params = _with_segment_names(select_in(params, segmentation.names), segmentation)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
-    values, invalid = check_voxel_values(sitk.GetArrayFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
+    # A read-only view of the image where it is float32 already (no copy of the grid); clamping makes a copy.
+    values, invalid = check_voxel_values(sitk.GetArrayViewFromImage(reference).astype(np.float32, copy=False), params.clamp_invalid)
 
     wanted = list(params.segments) if params.segments is not None else segmentation.names
     voi = params.calibration.calibration_voi if isinstance(params.calibration, RelativeCalibration) else ()
     liver = [n for n in segmentation.names if is_liver_name(n)]
     lung = lung_segment(segmentation.names)
-    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *liver, *([lung] if lung else [])]))
+    mc_settings = params.monte_carlo or MCSettings()
+    mc_targets = list(mc_settings.target_segments) if params.method == "mc" else []
+    needed = list(dict.fromkeys([*wanted, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *liver, *([lung] if lung else []),
+                                 *mc_targets]))
     structures = map_segments(segmentation, reference, needed, params.partial_voxels)
     warnings = [
         f"segment {s.name!r}: {100 * (1 - s.coverage):.1f} % of its contoured volume lies outside the activity image"
@@ -239,8 +275,19 @@ def compute_dose(
     density = density_map(values.shape, base, params.segment_densities_g_per_ml, structures)
 
     kernel_source = None
+    uncertainty = mc_summary = None
     if params.method == "ldm":
         dose = ldm_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), voxel_ml, density, nuclide)
+    elif params.method == "vsv-lung":  # Y-90 only (DoseParameters checks)
+        from .lung_kernel import vsv_lung_dose_gy
+
+        dose = vsv_lung_dose_gy(time_integrated_activity_bq_s(activity_bq, nuclide), density, reference.GetSpacing())
+        kernel_source = "Graves et al. 2019 90Y dose point kernel, range-scaled to each target density"
+    elif params.method == "mc":  # Y-90 only (DoseParameters checks)
+        masks = {name: _union(structures, names) for name, names in (("target", mc_settings.target_segments), ("liver", liver))}
+        mc = run_monte_carlo(time_integrated_activity_bq_s(activity_bq, nuclide), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
+                             tuple(reversed(reference.GetSpacing())), mc_settings, masks["target"], masks["liver"], progress, cancel)
+        dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
     else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy
@@ -261,16 +308,19 @@ def compute_dose(
     if params.radiobiology:
         names = list(params.radiobiology)
         index = lq_parameter_map(structures, names, params.bed_precedence)
+        # One map at a time, each moved into its image before the next is made (memory).
         bed_map = np.full(dose.shape, np.nan, dtype=np.float32)
+        for k, name in enumerate(names):
+            inside = index == k
+            bed_map[inside] = bed_gy(dose[inside], params.radiobiology[name], nuclide.half_life_h)
+        bed_image = _image_like(bed_map, reference)
+        bed_map = sitk.GetArrayViewFromImage(bed_image)
         eqd2_map = np.full(dose.shape, np.nan, dtype=np.float32)
         for k, name in enumerate(names):
-            lq = params.radiobiology[name]
             inside = index == k
-            bed = bed_gy(dose[inside], lq, nuclide.half_life_h)
-            bed_map[inside] = bed
-            eqd2_map[inside] = eqd2_gy(bed, lq)
-        bed_image, eqd2_image = _image_like(bed_map, reference), _image_like(eqd2_map, reference)
-        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
+            eqd2_map[inside] = eqd2_gy(bed_map[inside], params.radiobiology[name])
+        eqd2_image = _image_like(eqd2_map, reference)
+        eqd2_map = sitk.GetArrayViewFromImage(eqd2_image)
         for k, name in enumerate(names):
             w = structures[name].weights
             own = float(np.sum(w, where=index == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
@@ -320,6 +370,15 @@ def compute_dose(
         calibration=report,
         nuclide=nuclide,
         kernel_source=kernel_source,
+        lung_dose_note=LUNG_DOSE_NOTES[params.method],
+        uncertainty_rel=_image_like(uncertainty, reference) if uncertainty is not None else None,
+        monte_carlo=mc_summary,
         invalid_voxels=invalid,
         warnings=warnings,
     )
+
+
+def _union(structures: dict[str, Structure], names) -> np.ndarray | None:
+    """Voxels at least half inside any of the named segments (Monte Carlo target, liver material), or None."""
+    masks = [structures[n].weights >= 0.5 for n in names]
+    return np.logical_or.reduce(masks) if masks else None

@@ -25,10 +25,11 @@ from ..structures import PARTIAL_VOXEL_MODES, PartialVoxelMode
 from .calibration import AbsoluteCalibration, Calibration, RelativeCalibration
 from .density import HUDensityTable, read_hu_density_table
 from .kernels import KERNEL_SOURCES
+from .montecarlo import MCSettings
 from .radiobiology import PRESETS, LQParameters
 
-DoseMethod = Literal["ldm", "vsv"]
-DOSE_METHODS: tuple[str, ...] = ("ldm", "vsv")
+DoseMethod = Literal["ldm", "vsv", "vsv-lung", "mc"]
+DOSE_METHODS: tuple[str, ...] = ("ldm", "vsv", "vsv-lung", "mc")  # vsv-lung: range-scaled kernels; mc: Monte Carlo (extra "mc")
 CALIBRATION_MODES: tuple[str, ...] = ("absolute", "relative")
 DEFAULT_CALIBRATION_VOI: tuple[str, ...] = ("liver",)
 BedPrecedence = Literal["smallest", "last"]
@@ -56,6 +57,7 @@ class DoseParameters:
     bed_precedence: BedPrecedence = "smallest"  # where parameterised segments overlap: see engine.lq_parameter_map
     segments: tuple[str, ...] | None = None  # None: every segment
     lung_mass_g: float | None = None  # with a lung shunt fraction: lung dose by the partition model
+    monte_carlo: MCSettings | None = None  # method "mc": decays or target uncertainty, processes, seed (None: defaults)
 
     def __post_init__(self) -> None:
         if not isinstance(self.calibration, (AbsoluteCalibration, RelativeCalibration)):
@@ -67,8 +69,10 @@ class DoseParameters:
         if self.lung_mass_g is not None and not (self.lung_mass_g > 0 and math.isfinite(self.lung_mass_g)):
             raise SIRTInputError(f"lung mass must be a positive number of g, got {self.lung_mass_g!r}")
         nuclide = radionuclide(self.radionuclide, self.half_life_h)  # refuses unknown nuclides and bad half-lives
-        if self.method == "vsv" and nuclide.name != "Y-90":
-            raise SIRTInputError(f"voxel S-value kernels are shipped for Y-90 only; use the LDM for {nuclide.name}")
+        if self.method != "ldm" and nuclide.name != "Y-90":
+            raise SIRTInputError(f"kernels and Monte Carlo are available for Y-90 only; use the LDM for {nuclide.name}")
+        if self.monte_carlo is not None and not isinstance(self.monte_carlo, MCSettings):
+            raise SIRTInputError(f"monte_carlo must be MCSettings, got {type(self.monte_carlo).__name__}")
         object.__setattr__(self, "density_g_per_ml", check_density(self.density_g_per_ml, "tissue density"))
         densities = {str(n): check_density(v, f"density of {n!r}") for n, v in self.segment_densities_g_per_ml.items()}
         object.__setattr__(self, "segment_densities_g_per_ml", densities)
@@ -110,6 +114,7 @@ def build_dose_parameters(
     hu_density_table: HUDensityTable | str | Path | None = None,
     segments: Iterable[str] | str | None = None,
     lung_mass_g: float | None = None,
+    monte_carlo: MCSettings | Mapping[str, Any] | None = None,
 ) -> DoseParameters:
     """Validated ``DoseParameters`` from plain values; ``None`` means "not given".
 
@@ -122,6 +127,7 @@ def build_dose_parameters(
       in painting order (later entries win where segments overlap).
     - ``hu_density_table``: a table or the path of its CSV.
     - ``administered_activity_gbq`` in absolute mode: only checked against the activity in the image.
+    - ``monte_carlo``: ``MCSettings`` or a mapping of its fields (``decays``, ``target_uncertainty``, ...).
     """
     if mode is None:
         mode = "relative" if administered_activity_gbq is not None else "absolute"
@@ -162,7 +168,26 @@ def build_dose_parameters(
         hu_density_table=hu_density_table,
         segments=_names(segments),
         lung_mass_g=None if lung_mass_g is None else to_number(lung_mass_g, "lung mass"),
+        monte_carlo=_mc_settings(monte_carlo),
     )
+
+
+def _mc_settings(value: MCSettings | Mapping[str, Any] | None) -> MCSettings | None:
+    if value is None or isinstance(value, MCSettings):
+        return value
+    known = set(MCSettings.__dataclass_fields__)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SIRTInputError(f"unknown Monte Carlo settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = dict(value)
+    if values.get("decays") is not None:
+        decays = to_number(values["decays"], "Monte Carlo decays")
+        if not (decays >= 1 and float(decays).is_integer()):
+            raise SIRTInputError(f"Monte Carlo decays must be a positive whole number, got {values['decays']!r}")
+        values["decays"] = int(decays)
+    if "target_segments" in values:
+        values["target_segments"] = _names(values["target_segments"]) or ()
+    return MCSettings(**values)
 
 
 BUILDER_KEYS: tuple[str, ...] = tuple(inspect.signature(build_dose_parameters).parameters)

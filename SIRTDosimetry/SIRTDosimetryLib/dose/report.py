@@ -24,6 +24,8 @@ def dose_summary(result: DoseResult, params: DoseParameters, inputs: dict[str, s
             "source": nuclide.source,
         },
         "kernel": result.kernel_source,
+        "lung_dose_method": result.lung_dose_note,
+        "monte_carlo": result.monte_carlo,
         "calibration": to_jsonable(result.calibration),
         "invalid_voxels": result.invalid_voxels,
         "warnings": result.warnings,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
@@ -26,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
 
 from ..errors import SIRTInputError
+from .dicom_identity import DicomIdentity
 
 MODALITIES = ("PT", "NM")
 """Modalities this reader accepts: PET and nuclear medicine (SPECT)."""
@@ -35,6 +37,10 @@ UNITS = {"BQML": "bq_per_ml", "CNTS": "counts"}
 
 DECAY_CORRECTIONS = ("START", "ADMIN", "NONE")
 """Enumerated values of DICOM Decay Correction (0054,1102)."""
+
+SLICE_GAP_TOLERANCE = 0.05
+"""Largest relative departure of a gap between neighbouring slices from the median gap; a larger one
+means missing (or duplicated) slices."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class DicomActivityInfo:
     series_description: str | None
     administration_time_of_day: time | None = None
     timing_notes: tuple[str, ...] = ()
+    identity: DicomIdentity | None = None
 
 
 def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> tuple[sitk.Image, DicomActivityInfo]:
@@ -120,7 +127,21 @@ def activity_info(header: Dataset, files: Sequence[str]) -> DicomActivityInfo:
         radionuclide=_radionuclide(radiopharmaceutical),
         acquisition_duration_s=_acquisition_duration_s(header, modality),
         series_description=_text(header, "SeriesDescription"),
+        identity=DicomIdentity.from_dataset(header),
     )
+
+
+def file_units(path: str | Path) -> str | None:
+    """Normalised activity units of one PET or NM DICOM file (``bq_per_ml`` for BQML, ``counts``), None
+    for another modality or units that cannot be used; ``SIRTInputError`` if it is not DICOM."""
+    header = _read_header(path)
+    modality = _text(header, "Modality")
+    if modality not in ("PT", "NM"):
+        return None
+    try:
+        return _units(header, modality)
+    except SIRTInputError:
+        return None
 
 
 def _read_header(path: str | Path) -> Dataset:
@@ -150,6 +171,10 @@ def _choose_series(directory: Path, series_uid: str | None) -> str:
             f"series {series_uid} is not in folder {directory}; it holds:\n{_describe_series(directory, uids)}"
         )
     if series_uid is None and len(uids) > 1:
+        # a clinical export folder often holds the contours (DICOM-SEG is an image too) or the CT beside the activity
+        activity = [uid for uid in uids if _text(_read_header(_series_files(directory, uid)[0]), "Modality") in MODALITIES]
+        if len(activity) == 1:
+            return activity[0]
         raise SIRTInputError(
             f"folder {directory} holds {len(uids)} DICOM series; choose one with series_uid:\n"
             f"{_describe_series(directory, uids)}"
@@ -230,6 +255,8 @@ def _read_voxels(files: Sequence[str], header: Dataset) -> sitk.Image:
         )
     if multiframe and _text(header, "Modality") == "NM":
         _check_nm_detector_geometry(header)
+    if not multiframe:
+        _check_evenly_spaced(files, header)
     image = _read_image(files, header)
     if image.GetDimension() != 3:
         raise SIRTInputError(
@@ -238,6 +265,37 @@ def _read_voxels(files: Sequence[str], header: Dataset) -> sitk.Image:
     if multiframe:
         image.SetSpacing(image.GetSpacing()[:2] + (_multiframe_slice_spacing(header),))
     return image
+
+
+def _check_evenly_spaced(files: Sequence[str], header: Dataset) -> None:
+    """Refuse a single-frame series with missing or duplicated slices.
+
+    GDCM only logs a warning and stacks the slices as if they were evenly spaced, which would
+    shift every slice after a gap.
+    """
+    orientation = header.get("ImageOrientationPatient")
+    if len(files) < 3 or orientation is None:
+        return
+    row, column = np.asarray(orientation[:3], dtype=float), np.asarray(orientation[3:], dtype=float)
+    normal = np.cross(row, column)
+    positions = []
+    for path in files:
+        position = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ImagePositionPatient"]).get(
+            "ImagePositionPatient"
+        )
+        if position is None:
+            return
+        positions.append(float(np.dot(normal, np.asarray(position, dtype=float))))
+    positions = np.sort(positions)
+    gaps = np.diff(positions)
+    typical = float(np.median(gaps))
+    bad = np.flatnonzero(np.abs(gaps - typical) > SLICE_GAP_TOLERANCE * typical)
+    if typical <= 0 or bad.size:
+        where = ", ".join(f"{positions[i]:.2f} to {positions[i + 1]:.2f} mm" for i in bad[:3])
+        raise SIRTInputError(
+            f"DICOM series {_text(header, 'SeriesInstanceUID')} has missing or duplicated slices: slices are "
+            f"{typical:.2f} mm apart but not from {where} along the slice normal ({len(files)} files)"
+        )
 
 
 def _check_nm_detector_geometry(header: Dataset) -> None:

@@ -8,50 +8,15 @@ file (SimpleITK cannot read a 4D list-kind NRRD); the geometry is rebuilt as Sim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import nrrd
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import SIRTInputError
+from .segment_types import Segment, Segmentation
 
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    layer: int
-    label_value: int
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """Labelmap layers on one grid, and the segments they hold."""
-
-    layers: tuple[sitk.Image, ...]
-    segments: tuple[Segment, ...]
-    source_path: str
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.segments]
-
-    def segment(self, name: str) -> Segment:
-        for s in self.segments:
-            if s.name == name:
-                return s
-        matches = [s for s in self.segments if s.name.lower() == name.lower()]
-        if len(matches) == 1:
-            return matches[0]
-        raise SIRTInputError(
-            f"segment {name!r} not found in {self.source_path}; segments are: {', '.join(map(repr, self.names))}"
-        )
-
-    def mask(self, name: str) -> np.ndarray:
-        """Boolean mask of a segment on the segmentation's own grid, indexed (z, y, x)."""
-        s = self.segment(name)
-        return sitk.GetArrayViewFromImage(self.layers[s.layer]) == s.label_value
+__all__ = ["Segment", "Segmentation", "read_segmentation", "write_segmentation"]
 
 
 def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
@@ -69,19 +34,24 @@ def _label_array(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_segmentation(path: str | Path, label_names: dict[int, str] | None = None) -> Segmentation:
-    """Read a Slicer ``.seg.nrrd`` or a labelmap image (NRRD, NIfTI, MHA, ...).
+    """Read a Slicer ``.seg.nrrd``, a labelmap image (NRRD, NIfTI, MHA, ...), or DICOM contours.
 
+    DICOM contours are an RTSTRUCT or DICOM-SEG file, or a folder holding one (``io.dicom_contours``).
     For a labelmap, ``label_names`` maps label values to names; unnamed labels are called
     ``label_<value>``.
     """
     path = Path(path)
     if not path.exists():
         raise SIRTInputError(f"segmentation file not found: {path}")
-    if not path.is_file():
-        raise SIRTInputError(f"segmentation {path} is a folder; give the .seg.nrrd or labelmap file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise SIRTInputError(f"segmentation file {path} is empty (0 bytes): the file was not saved or copied completely")
+    from .dicom_contours import is_dicom_file, read_dicom_contours  # on demand: pydicom only when DICOM is read
+
+    if path.is_dir() or is_dicom_file(path):
+        return read_dicom_contours(path)
     if path.name.lower().endswith(".nrrd"):
+        import nrrd  # here, not at import: the Slicer module works on segmentation nodes without pynrrd
+
         try:
             header = nrrd.read_header(str(path))
         except Exception as exc:  # pynrrd raises several exception types for a bad header
@@ -92,6 +62,8 @@ def read_segmentation(path: str | Path, label_names: dict[int, str] | None = Non
 
 
 def _read_seg_nrrd(path: Path) -> Segmentation:
+    import nrrd
+
     try:
         data, header = nrrd.read(str(path), index_order="C")
     except Exception as exc:
@@ -163,3 +135,61 @@ def _read_labelmap(path: Path, label_names: dict[int, str]) -> Segmentation:
     layer.CopyInformation(image)
     segments = tuple(Segment(label_names.get(v, f"label_{v}"), 0, v) for v in values)
     return Segmentation((layer,), segments, str(path))
+
+
+def write_segmentation(segmentation: Segmentation, path: str | Path) -> None:
+    """Write a Slicer ``.seg.nrrd`` (LPS; one layer per labelmap, the layer axis first when there are several).
+
+    The header carries the fields Slicer's segmentation reader uses (ID, name, colour, extent,
+    layer, label value), so the file opens in Slicer and in :func:`read_segmentation` alike.
+    All layers must share one grid.
+    """
+    first = segmentation.layers[0]
+    for layer in segmentation.layers[1:]:
+        if (layer.GetSize(), layer.GetSpacing(), layer.GetOrigin(), layer.GetDirection()) != (
+            first.GetSize(), first.GetSpacing(), first.GetOrigin(), first.GetDirection()
+        ):
+            raise SIRTInputError("the layers of a segmentation to write must share one grid")
+    arrays = [sitk.GetArrayFromImage(layer) for layer in segmentation.layers]  # (z, y, x)
+    max_label = max(int(a.max()) for a in arrays)
+    dtype = np.uint8 if max_label < 256 else np.uint16
+    direction = np.asarray(first.GetDirection(), dtype=float).reshape(3, 3)
+    axes = [list(map(float, direction[:, j] * first.GetSpacing()[j])) for j in range(3)]  # file axis j = image x, y, z
+    several = len(arrays) > 1
+    header = {
+        "space": "left-posterior-superior",
+        "kinds": (["list"] if several else []) + ["domain"] * 3,
+        "space directions": ([[np.nan] * 3] if several else []) + axes,
+        "space origin": list(map(float, first.GetOrigin())),
+        "encoding": "gzip",
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+    }
+    for index, segment in enumerate(segmentation.segments):
+        voxels = np.argwhere(arrays[segment.layer] == segment.label_value)  # (z, y, x) indices
+        if len(voxels):
+            lo, hi = voxels.min(axis=0)[::-1], voxels.max(axis=0)[::-1]
+            extent = " ".join(f"{lo[a]} {hi[a]}" for a in range(3))
+        else:  # Slicer's notation for an empty extent
+            extent = "0 -1 0 -1 0 -1"
+        color = _DEFAULT_COLORS[index % len(_DEFAULT_COLORS)]
+        header |= {
+            f"Segment{index}_ID": f"Segment_{index + 1}",
+            f"Segment{index}_Name": segment.name,
+            f"Segment{index}_NameAutoGenerated": "0",
+            f"Segment{index}_Color": " ".join(f"{c:.6g}" for c in color),
+            f"Segment{index}_ColorAutoGenerated": "1",
+            f"Segment{index}_Extent": extent,
+            f"Segment{index}_Layer": str(segment.layer),
+            f"Segment{index}_LabelValue": str(segment.label_value),
+            f"Segment{index}_Tags": "|",
+        }
+    import nrrd  # here, not at import (see read_segmentation)
+
+    data = np.stack(arrays, axis=-1) if several else arrays[0]  # C order (z, y, x[, layer]) = file order ([layer,] x, y, z)
+    nrrd.write(str(path), data.astype(dtype, copy=False), header, index_order="C")
+
+
+# Colours of the written segments (Slicer marks them auto-generated); the names carry the meaning.
+_DEFAULT_COLORS = ((0.5, 0.68, 0.5), (0.95, 0.84, 0.57), (0.69, 0.48, 0.39), (0.44, 0.71, 0.84), (0.85, 0.4, 0.4))

@@ -12,6 +12,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..errors import SIRTInputError
+from .dicom_identity import tag_frame_of_reference
 
 CONCENTRATION_UNITS_TO_BQ_PER_ML: dict[str, float] = {"bq_per_ml": 1.0, "kbq_per_ml": 1e3, "mbq_per_ml": 1e6}
 """Activity-concentration units accepted for quantitative images, with their factor to Bq/mL."""
@@ -73,7 +74,9 @@ def read_activity_image(path: str | Path, units: str | None = None) -> ActivityI
         image, info = read_dicom_series(path)
         if units is not None and units != info.units:
             raise SIRTInputError(f"units given as {units!r} but the DICOM series {path} says {info.units!r}")
-        return ActivityImage(sitk.Cast(image, sitk.sitkFloat32), info.units, str(path), info)
+        image = sitk.Cast(image, sitk.sitkFloat32)
+        tag_frame_of_reference(image, info.identity.frame_of_reference_uid)
+        return ActivityImage(image, info.units, str(path), info)
     return ActivityImage(read_image(path, sitk.sitkFloat32), units, str(path))
 
 

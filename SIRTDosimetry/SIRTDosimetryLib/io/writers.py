@@ -73,7 +73,7 @@ def check_output_dir(output_dir: str | Path, what: str = "output folder") -> Pat
     if not existing.is_dir():
         raise SIRTInputError(f"{what} {output_dir} cannot be created: {existing} is a file")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=STAGING_PREFIX + "probe-", dir=existing))
+        os.rmdir(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-probe-", dir=existing))
     except OSError as exc:
         raise SIRTInputError(f"{what} {output_dir} cannot be written: {exc.strerror or exc}") from None
     return output_dir

@@ -1,4 +1,4 @@
-"""``sirt dose … --scene out.mrb``: a dose result as a Slicer scene, ready to inspect.
+"""``sirt dose … --scene out.mrb``: a dose result as a Slicer scene, ready to inspect; dose nodes as RT Dose files.
 
 The scene holds the activity volume, the segmentation (original contours, original grid), the dose
 (and BED/EQD2) volumes with the dose colour table shown as a foreground overlay on the activity in
@@ -8,12 +8,15 @@ the analysis package provides them, and the provenance JSON as a text node.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..io.rtdose import source_identity, write_rtdose
 from ..io.segmentations import Segmentation, read_segmentation
 from ..io.volumes import ActivityImage, read_activity_image, read_image
+from ..io.writers import commit_outputs
 from . import convert, outputs
 from .logic import DoseOutputs, add_result_nodes
 from .scene import check_scene_path, new_scene, save_scene
@@ -100,6 +103,21 @@ def build_dose_scene(
     outputs.show_layout_with_plot_and_table(scene, out.dvh_chart_node, out.table_node)
     outputs.show_in_slice_views(scene, background, out.dose_node, OVERLAY_OPACITY)
     return context, out
+
+
+def write_rtdose_nodes(
+    nodes: dict[str, object], folder: str | Path, reference: str | Path | None = None, overwrite: bool = False
+) -> list[Path]:
+    """Write dose/BED/EQD2 volume nodes as RT Dose files ``<quantity>.dcm`` in ``folder``.
+
+    ``nodes`` maps a quantity of ``io.rtdose.DOSE_QUANTITIES`` (``dose_gy``, ``bed_gy``, ``eqd2_gy``)
+    to its volume node. ``reference``, the DICOM activity series the dose was computed from, gives
+    the patient, study and frame of reference; without it the files get new UIDs and no identity.
+    """
+    images = {quantity: convert.image_from_volume_node(node) for quantity, node in nodes.items()}
+    identity = source_identity(reference, images) if reference is not None else None
+    writers = {f"{quantity}.dcm": partial(write_rtdose, image, quantity=quantity, identity=identity) for quantity, image in images.items()}
+    return commit_outputs(Path(folder), writers, overwrite=overwrite)
 
 
 def save_dose_scene(

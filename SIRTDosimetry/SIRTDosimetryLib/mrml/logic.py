@@ -21,6 +21,7 @@ import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import SimpleITK as sitk
@@ -35,16 +36,13 @@ from ..errors import SIRTInputError
 from ..io.volumes import ActivityImage, check_units
 from ..provenance import to_jsonable
 from ..vocabulary import NORMAL_LIVER, OTHER, TUMOUR
-from . import convert, derived_segments, outputs
+from . import convert, derived_segments, outputs, treatment_planning, view
+from .background import OperationCancelled, inline
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``."""
 CancelCheck = Callable[[], bool]
 """Returns True when the user asked to stop; checked between steps."""
-
-
-class OperationCancelled(Exception):
-    """The user cancelled; no output node is left in the scene."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,6 +81,7 @@ class DoseSettings:
     normal_liver_segments: list[str] = field(default_factory=list)  # get the normal-liver LQ preset
     compute_dvh: bool = True
     display_threshold_gy: float = outputs.DEFAULT_DISPLAY_THRESHOLD_GY
+    display_reference_gy: float = 0.0  # dose colours 0 to twice this; 0: the tumour segments' mean dose
     # derived segments, added to a new segmentation node (all lists empty: none)
     normal_perfused_segments: list[str] = field(default_factory=list)  # "normal perfused liver" = these - tumours
     whole_liver_segments: list[str] = field(default_factory=list)  # "whole normal liver" = these - tumours
@@ -132,31 +131,36 @@ class DoseSettings:
         ``volume_units`` are the activity volume's own units, used when ``units`` is ``auto``.
         """
         relative = self.calibration_mode == "relative"
-        params = build_dose_parameters(
-            self.calibration_mode,
-            units=volume_units if self.units == "auto" else self.units,
-            administration_time=self.administration_time,
-            scan_time=self.scan_time,
-            camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
-            acquisition_duration_s=self.acquisition_duration_s or None,
-            administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,
-            calibration_voi=self.calibration_voi,
-            lung_shunt_fraction=self.lung_shunt_fraction,
-            residual_fraction=self.residual_fraction,
-            lungs_in_voi=self.lungs_in_voi,
-            method=self.method,
-            kernel=self.kernel,
-            radionuclide=self.radionuclide,
-            half_life_h=self.half_life_h or None,
-            density_g_per_ml=self.density_g_per_ml,
-            segment_densities=self.segment_densities,
-            partial_voxels=self.partial_voxels,
-            clamp_negative=self.clamp_negative,
-            radiobiology=[f"{name}=normal_liver" for name in self.normal_liver_segments]
-            + [f"{name}=tumour" for name in self.tumour_segments],
-            hu_density_table=self.hu_density_table.strip() or None,
-            segments=self.segments,
-        )
+        try:
+            params = build_dose_parameters(
+                self.calibration_mode,
+                units=volume_units if self.units == "auto" else self.units,
+                administration_time=self.administration_time,
+                scan_time=self.scan_time,
+                camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
+                acquisition_duration_s=self.acquisition_duration_s or None,
+                administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,
+                calibration_voi=self.calibration_voi,
+                lung_shunt_fraction=self.lung_shunt_fraction,
+                residual_fraction=self.residual_fraction,
+                lungs_in_voi=self.lungs_in_voi,
+                method=self.method,
+                kernel=self.kernel,
+                radionuclide=self.radionuclide,
+                half_life_h=self.half_life_h or None,
+                density_g_per_ml=self.density_g_per_ml,
+                segment_densities=self.segment_densities,
+                partial_voxels=self.partial_voxels,
+                clamp_negative=self.clamp_negative,
+                radiobiology=[f"{name}=normal_liver" for name in self.normal_liver_segments]
+                + [f"{name}=tumour" for name in self.tumour_segments],
+                hu_density_table=self.hu_density_table.strip() or None,
+                segments=self.segments,
+            )
+        except SIRTInputError as exc:  # the builder's validation, reworded for the GUI's controls
+            from .defaults import in_gui_words
+
+            raise SIRTInputError(in_gui_words(str(exc))) from None
         if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
             raise SIRTInputError(
                 "absolute calibration needs the image units: choose them (Bq/mL, kBq/mL, MBq/mL or counts); "
@@ -166,7 +170,8 @@ class DoseSettings:
 
 
 def volume_units(volume_node) -> str | None:
-    """Activity units the volume node declares (Slicer's DICOM import sets them, e.g. ``Bq/ml`` for PET)."""
+    """Activity units of a volume node: its voxel value units or ``SIRT.Units`` attribute, else the Units of
+    the PET/NM DICOM file it was loaded from (``defaults.dicom_units``)."""
     units = volume_node.GetVoxelValueUnits() if hasattr(volume_node, "GetVoxelValueUnits") else None
     candidates = []
     if units is not None:
@@ -180,7 +185,9 @@ def volume_units(volume_node) -> str | None:
             return check_units(text)
         except SIRTInputError:
             continue
-    return None
+    from .defaults import dicom_units
+
+    return dicom_units(volume_node)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,6 +320,18 @@ def constraint_rows(result: DoseResult, params: DoseParameters | None) -> tuple[
     return constraints_table(compute_constraints(dose, structures, voxel_ml, bed=bed_by_name))
 
 
+@dataclass(frozen=True)
+class DoseAnalysis:
+    """DVH curves and constraint table of a dose result: pure NumPy, computed off the GUI thread."""
+
+    dvh: dict[str, tuple[np.ndarray, np.ndarray]]
+    constraints: tuple[list[str], list[list]]
+
+
+def analyse_dose(result: DoseResult, params: DoseParameters | None) -> DoseAnalysis:
+    return DoseAnalysis(dvh_curves(result), constraint_rows(result, params))
+
+
 def compute_dose_from_nodes(
     activity_node,
     segmentation_node,
@@ -326,9 +345,11 @@ def compute_dose_from_nodes(
     ct_node=None,
     with_dvh: bool = True,
     display_threshold_gy: float = outputs.DEFAULT_DISPLAY_THRESHOLD_GY,
+    display_reference_gy: float = 0.0,
     derived: DerivedSegmentsSpec | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    run: Callable[[Callable], object] = inline,
 ) -> DoseOutputs:
     """Compute the dose of ``activity_node`` with the segments of ``segmentation_node``.
 
@@ -341,6 +362,9 @@ def compute_dose_from_nodes(
     ``derived`` adds the derived segments it asks for to a new segmentation node on the activity grid
     (``DoseOutputs.derived_segmentation_node``, the dose node's ``SIRT.derivedSegmentation``; a
     threshold on the dose uses this dose); they are computed before any output node is added.
+    ``run(work)`` executes the numerical part (dose, DVH, constraints: no MRML access) and returns its
+    result: inline by default, ``background.BackgroundRunner`` in the module's GUI, so that the window
+    stays responsive and Cancel takes effect at once.
     """
     reused = {"dose": dose_node, "BED": bed_node, "EQD2": eqd2_node, "table": table_node}
     _check_inputs(activity_node, segmentation_node, reused, ct_node)
@@ -352,7 +376,8 @@ def compute_dose_from_nodes(
         if isinstance(params.calibration, AbsoluteCalibration) and params.calibration.units is None:
             if image_units is None:
                 raise SIRTInputError(
-                    f"absolute calibration needs the units of {activity_node.GetName()!r} (Bq/mL, kBq/mL, MBq/mL or counts)"
+                    f"the volume {activity_node.GetName()!r} does not record its units: choose them under Activity "
+                    "calibration > Image units (Bq/mL, kBq/mL, MBq/mL or counts)"
                 )
             params = dataclasses.replace(params, calibration=dataclasses.replace(params.calibration, units=image_units))
         activity = ActivityImage(
@@ -368,7 +393,14 @@ def compute_dose_from_nodes(
             ct = convert.image_from_volume_node(ct_node, ijk_to_ras=to_activity @ convert.node_ijk_to_ras(ct_node))
 
         steps(0.25, "Computing the dose")
-        result = compute_dose(activity, segmentation, params, ct=ct) if ct is not None else compute_dose(activity, segmentation, params)
+
+        def numerical_work():
+            # Monte Carlo checks ``cancel`` and stops its workers; its progress is not reported from this
+            # worker thread (the GUI's progress bar belongs to the main thread).
+            dose = compute_dose(activity, segmentation, params, ct=ct, cancel=cancel)
+            return dose, (analyse_dose(dose, params) if with_dvh else None)
+
+        result, analysis = run(numerical_work)
 
         derived_computation = None
         if derived is not None and derived.requested:
@@ -394,12 +426,17 @@ def compute_dose_from_nodes(
             summary["inputs"] = inputs
             if derived_computation is not None:
                 summary["derived_segments"] = [s.record for s in derived_computation.structures]
+            lung_gy = treatment_planning.lung_dose_gy(params.calibration)
+            if lung_gy is not None:  # the shunted activity is outside the image: partition model
+                summary["lungs"] = {"dose_mean_gy": lung_gy, "mass_g": treatment_planning.CONVENTIONAL_LUNG_MASS_G,
+                                    "method": "partition model: D = E A (1 - R) LSF / m_lung (Ho et al. 1996)"}
             return summary
 
         out = add_result_nodes(
             scene, result, params, activity_node.GetName(), activity_node, segmentation_node, make_summary,
             dose_node=dose_node, bed_node=bed_node, eqd2_node=eqd2_node, table_node=table_node,
-            with_dvh=with_dvh, display_threshold_gy=display_threshold_gy, steps=steps,
+            with_dvh=with_dvh, display_threshold_gy=display_threshold_gy, display_reference_gy=display_reference_gy,
+            steps=steps, analysis=analysis,
         )
         derived_node = None
         if derived_computation is not None:
@@ -411,6 +448,7 @@ def compute_dose_from_nodes(
         out.derived_segmentation_node = derived_node
         if previous_derived is not None and (derived_node is None or previous_derived.GetID() != derived_node.GetID()):
             derived_segments.remove_segmentation_node(previous_derived)  # made with the dose node's earlier computation: replaced
+        view.place_in_run_folder(scene, activity_node, out.nodes(), f"{activity_node.GetName()} dose {datetime.now():%Y-%m-%d %H:%M:%S}")
         return out
 
 
@@ -429,12 +467,15 @@ def add_result_nodes(
     table_node=None,
     with_dvh: bool = True,
     display_threshold_gy: float = outputs.DEFAULT_DISPLAY_THRESHOLD_GY,
+    display_reference_gy: float = 0.0,
     steps: Callable[[float, str], None] | None = None,
+    analysis: DoseAnalysis | None = None,
 ) -> DoseOutputs:
     """Output nodes of a ``DoseResult`` on the grid (and under the parent transform) of ``activity_node``.
 
     ``make_summary(output_names)`` returns the provenance JSON stored in a text node; ``params``
-    (None when unknown) are recorded as node attributes.
+    (None when unknown) are recorded as node attributes. ``analysis`` (from ``analyse_dose``, e.g.
+    computed in a worker thread) saves computing the DVH and constraints here.
     """
     steps = steps or (lambda fraction, message: None)
     steps(0.8, "Creating the output volumes")
@@ -447,12 +488,12 @@ def add_result_nodes(
         eqd2_node = eqd2_node or previous.get("eqd2")
     dose = _output_volume(scene, dose_node, f"{base} dose (Gy)", result.dose_gy, activity_node)
     dose_array = sitk.GetArrayViewFromImage(result.dose_gy)
-    inside = np.zeros(dose_array.shape, dtype=bool)
-    for s in result.segments:
-        inside |= result.structures[s.name].weights > 0
+    tumours = [result.structures[s.name].weights for s in result.segments if structure_role(s.name, params) == "tumour"]
     table = outputs.dose_color_table(scene)
-    outputs.setup_dose_display(dose, outputs.display_window_gy(dose_array, inside), display_threshold_gy, table)
+    window_max_gy = view.clinical_window_max_gy(dose_array, tumours, display_reference_gy)
+    outputs.setup_dose_display(dose, window_max_gy, display_threshold_gy, table)
     outputs.set_quantity(dose, "Absorbed dose")
+    outputs.mark_rt_dose(dose)
     bed = eqd2 = None
     if result.bed_gy is not None:
         bed = _output_volume(scene, bed_node, f"{base} BED (Gy)", result.bed_gy, activity_node)
@@ -462,12 +503,15 @@ def add_result_nodes(
             finite = np.isfinite(values)
             outputs.setup_dose_display(node, outputs.display_window_gy(np.where(finite, values, 0), finite), display_threshold_gy, table)
             outputs.set_quantity(node, quantity)
+            outputs.mark_rt_dose(node)
 
     steps(0.9, "Dose-volume histograms")
     dvh_table = dvh_chart = None
     dvh_series: list = []
+    if with_dvh and analysis is None:
+        analysis = analyse_dose(result, params)
     if with_dvh:
-        curves = dvh_curves(result)
+        curves = analysis.dvh
         if curves:
             colors = _segment_colors(segmentation_node)
             dvh_table, dvh_chart, dvh_series = outputs.dvh_plot_nodes(scene, curves, name=f"{base} DVH", colors=colors)
@@ -475,7 +519,7 @@ def add_result_nodes(
     steps(0.93, "Dose-volume constraints")
     constraints_node = None
     if with_dvh:
-        header, rows = constraint_rows(result, params)
+        header, rows = analysis.constraints
         if rows:
             constraints_node = outputs.rows_table(scene, f"{base} dose constraints", header, rows, kind="dose_constraints")
 
@@ -534,7 +578,8 @@ def _needed_segments(params: DoseParameters) -> list[str] | None:
     if params.segments is None:
         return None
     voi = getattr(params.calibration, "calibration_voi", ())
-    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml]))
+    mc_targets = params.monte_carlo.target_segments if params.monte_carlo is not None else ()
+    return list(dict.fromkeys([*params.segments, *voi, *params.radiobiology, *params.segment_densities_g_per_ml, *mc_targets]))
 
 
 def _link(dose, activity_node, segmentation_node, table, provenance, params: DoseParameters | None) -> None:

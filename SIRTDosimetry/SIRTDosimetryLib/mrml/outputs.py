@@ -22,6 +22,13 @@ DEFAULT_DISPLAY_THRESHOLD_GY = 1.0
 ATTRIBUTE_PREFIX = "SIRT."
 """Node attributes written by SlicerSIRT start with this."""
 
+# SlicerRT's names (SlicerRtCommon/vtkSlicerRtCommon.cxx): a scalar volume with the dose-volume
+# attribute is a dose for SlicerRT's Dose Volume Histogram, Isodose and DICOM RT export; the dose
+# unit is read from the attributes of the study the volume belongs to in the subject hierarchy.
+SLICERRT_DOSE_VOLUME_ATTRIBUTE = "DicomRtImport.DoseVolume"
+SLICERRT_DOSE_UNIT_NAME_ATTRIBUTE = "DicomRtImport.DoseUnitName"
+SLICERRT_DOSE_UNIT_VALUE_ATTRIBUTE = "DicomRtImport.DoseUnitValue"
+
 SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     # (column name = SegmentSummary field, title shown, unit, description)
     ("name", "Segment", "", "segment name"),
@@ -110,6 +117,23 @@ def set_quantity(volume_node, quantity: str, units: str = "Gy") -> None:
     code = slicer.vtkCodedEntry()
     code.SetValueSchemeMeaning(quantity.replace(" ", ""), "SIRT", quantity)
     volume_node.SetVoxelValueQuantity(code)
+
+
+def mark_rt_dose(volume_node) -> None:
+    """Make ``volume_node`` (voxels in Gy) an RT dose volume as SlicerRT's DICOM RT import does.
+
+    Sets the dose-volume attribute on the node and, where the node already sits under a study in
+    the subject hierarchy, the dose unit (Gy, voxel values used as they are) on that study. Safe to
+    call again once the node has been placed.
+    """
+    slicer = slicer_module()
+    volume_node.SetAttribute(SLICERRT_DOSE_VOLUME_ATTRIBUTE, "1")
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(volume_node.GetScene())
+    item = hierarchy.GetItemByDataNode(volume_node)
+    study = hierarchy.GetItemAncestorAtLevel(item, "Study") if item else 0
+    if study:
+        hierarchy.SetItemAttribute(study, SLICERRT_DOSE_UNIT_NAME_ATTRIBUTE, "GY")
+        hierarchy.SetItemAttribute(study, SLICERRT_DOSE_UNIT_VALUE_ATTRIBUTE, "1.0")
 
 
 # ---------------------------------------------------------------------------------------------

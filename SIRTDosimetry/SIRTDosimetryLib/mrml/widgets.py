@@ -82,27 +82,38 @@ class PathSync:
 
 
 class ProgressReporter:
-    """Progress callback and cancel flag for a computation run from a widget.
+    """Progress callback, cancel flag and re-entry guard for a computation run from a widget.
 
-    ``show(fraction, message)`` updates the GUI and lets Qt process events (so that the Cancel button
-    is clicked between steps); ``cancel_requested`` is what the Lib's ``cancel`` callback reads.
+    ``self(fraction, message)`` updates the GUI and lets Qt process events; ``cancelled`` is what the
+    Lib's ``cancel`` callback and ``background.run_in_background`` read. ``start`` refuses a second run
+    while one is active (the Apply button is disabled too, but events processed during a run could
+    re-enable it), so a second click never starts a nested computation.
     """
 
     def __init__(self, progress_bar, status_label, process_events: Callable[[], None]):
         self.progress_bar, self.status_label, self.process_events = progress_bar, status_label, process_events
         self.cancel_requested = False
+        self.running = False
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Begin a run; False (and nothing changes) when one is already running."""
+        if self.running:
+            return False
+        self.running = True
         self.cancel_requested = False
         self.progress_bar.value = 0
         self.progress_bar.show()
+        return True
 
     def finish(self) -> None:
+        self.running = False
         self.progress_bar.hide()
 
     def request_cancel(self, *args) -> None:
+        if not self.running:
+            return
         self.cancel_requested = True
-        self.status_label.text = "Stopping after the current step..."
+        self.status_label.text = "Cancelling..."
 
     def cancelled(self) -> bool:
         return self.cancel_requested

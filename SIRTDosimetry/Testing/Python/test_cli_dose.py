@@ -51,7 +51,7 @@ def test_patient1_ldm_energy_balance(patient1_ldm, patient1_paths):
     _, summary = patient1_ldm
     pet = sitk.GetArrayFromImage(sitk.ReadImage(str(patient1_paths[0])))
     total_bq = pet.sum() * 2.34375 * 2.34375 * 2.7799999930640795 / 1000
-    assert summary["calibration"]["total_activity_in_image_bq"] == pytest.approx(total_bq, rel=1e-9)
+    assert summary["calibration"]["total_activity_in_image_bq"] == pytest.approx(total_bq, rel=1e-6)  # activity held in float32
     for s in summary["segments"]:
         expected = Y90.energy_per_activity_j_per_gbq * s["activity_bq"] / 1e9 / (s["mass_g"] / 1000)
         assert s["dose_mean_gy"] == pytest.approx(expected, rel=1e-4), s["name"]
@@ -103,7 +103,7 @@ def test_patient2_relative_calibration(tmp_path, patient2_paths):
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     liver = next(s for s in summary["segments"] if s["name"] == "liver")
-    assert liver["activity_bq"] == pytest.approx(2.0e9 * 0.92, rel=1e-9)
+    assert liver["activity_bq"] == pytest.approx(2.0e9 * 0.92, rel=1e-6)  # activity held in float32
     assert summary["invalid_voxels"]["negative"] == int((sitk.GetArrayFromImage(sitk.ReadImage(str(spect))) < 0).sum())
     assert liver["dose_mean_gy"] == pytest.approx(49.67 * 1.84 / (liver["mass_g"] / 1000), rel=1e-4)
 

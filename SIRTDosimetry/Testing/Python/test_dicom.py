@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 from datetime import datetime, time
 from pathlib import Path
 
@@ -232,7 +233,9 @@ def test_pet_geometry_with_oblique_orientation(tmp_path: Path) -> None:
 def test_pet_metadata(tmp_path: Path) -> None:
     write_pet_series(tmp_path)
     _, info = read_dicom_series(tmp_path)
-    assert info == DicomActivityInfo(
+    assert info.identity.series_instance_uid == "1.2.826.0.1.3680043.8.498.101"
+    assert info.identity.modality == "PT"
+    assert replace(info, identity=None) == DicomActivityInfo(
         modality="PT",
         units="bq_per_ml",
         decay_correction="START",
@@ -245,6 +248,13 @@ def test_pet_metadata(tmp_path: Path) -> None:
         series_description="PET AC Y90",
         administration_time_of_day=time(14, 30, 0),
     )
+
+
+def test_a_series_with_a_missing_slice_is_refused(tmp_path: Path) -> None:
+    paths = write_pet_series(tmp_path)
+    paths[2].unlink()
+    with pytest.raises(SIRTInputError, match="missing or duplicated slices: slices are 4.00 mm apart"):
+        read_dicom_series(tmp_path)
 
 
 def test_decay_correction_admin_refers_to_the_administration(tmp_path: Path) -> None:

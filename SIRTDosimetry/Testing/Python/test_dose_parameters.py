@@ -60,7 +60,7 @@ def test_absolute_parameters_read_iso_times_and_normalise_units():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(method="mc"), "unknown dose method 'mc'"),
+        (dict(method="mcnp"), "unknown dose method 'mcnp'"),
         (dict(kernel="gate"), "unknown kernel source"),
         (dict(partial_voxels="some"), "unknown partial-voxel mode"),
         (dict(radionuclide="i131"), "unknown radionuclide"),
@@ -104,3 +104,21 @@ def test_absolute_calibration_keeps_the_administered_activity_as_a_check_only():
     params = build_dose_parameters("absolute", units="bq_per_ml", administered_activity_gbq=1.5)
     assert isinstance(params.calibration, AbsoluteCalibration)
     assert params.calibration.administered_activity_bq == pytest.approx(1.5e9)
+
+
+def test_monte_carlo_settings_from_plain_values():
+    """A manifest or the command line gives Monte Carlo settings as plain values; the builder checks them."""
+    from SIRTDosimetryLib.dose.montecarlo import MCSettings
+    from SIRTDosimetryLib.dose.parameters import build_dose_parameters
+
+    params = build_dose_parameters("absolute", units="bq_per_ml", method="mc",
+                                   monte_carlo={"decays": 2e5, "target_segments": "Tumor 1, Tumor 2", "seed": 7})
+    assert params.monte_carlo == MCSettings(decays=200_000, target_segments=("Tumor 1", "Tumor 2"), seed=7)
+    with pytest.raises(SIRTInputError, match="unknown Monte Carlo settings histories"):
+        build_dose_parameters("absolute", units="bq_per_ml", method="mc", monte_carlo={"histories": 10})
+    with pytest.raises(SIRTInputError, match="whole number"):
+        build_dose_parameters("absolute", units="bq_per_ml", method="mc", monte_carlo={"decays": 1.5})
+    with pytest.raises(SIRTInputError, match="seed pairs"):
+        build_dose_parameters("absolute", units="bq_per_ml", method="mc", monte_carlo={"seed": 1001})
+    with pytest.raises(SIRTInputError, match="Y-90 only"):
+        build_dose_parameters("absolute", units="bq_per_ml", method="vsv-lung", radionuclide="ho166")

@@ -24,8 +24,8 @@ from SIRTDosimetryLib.io.segmentations import read_segmentation  # noqa: E402
 from SIRTDosimetryLib.io.volumes import read_activity_image  # noqa: E402
 from SIRTDosimetryLib.mrml import convert, outputs  # noqa: E402
 from SIRTDosimetryLib.testing import scenarios  # noqa: E402
-from SIRTDosimetryLib.mrml.dependencies import DependenciesMissing, ensure_requirements, missing_requirements  # noqa: E402
-from SIRTDosimetryLib.mrml.export import save_dose_scene  # noqa: E402
+from SIRTDosimetryLib.io.rtdose import read_rtdose  # noqa: E402
+from SIRTDosimetryLib.mrml.export import save_dose_scene, write_rtdose_nodes  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene, read_scene, save_scene  # noqa: E402
 
@@ -56,6 +56,18 @@ def test_patient1_outputs_are_new_nodes_with_dose_display(patient1):
     assert out.dose_node.GetVoxelValueUnits().GetCodeValue() == "Gy"
     assert out.dose_node.GetNodeReference("SIRT.activity").GetID() == volume.GetID()
     assert out.dose_node.GetNodeReference("SIRT.summaryTable").GetID() == out.table_node.GetID()
+    for node in (out.dose_node, out.bed_node, out.eqd2_node):  # SlicerRT's DVH, Isodose and RT export see doses
+        assert node.GetAttribute(outputs.SLICERRT_DOSE_VOLUME_ATTRIBUTE) == "1"
+
+
+def test_patient1_dose_nodes_export_as_rt_dose(patient1, tmp_path):
+    out = patient1["outputs"]
+    written = write_rtdose_nodes({"dose_gy": out.dose_node, "eqd2_gy": out.eqd2_node}, tmp_path)
+    assert [p.name for p in written] == ["dose_gy.dcm", "eqd2_gy.dcm"]
+    node_dose = convert.image_from_volume_node(out.dose_node)
+    exported = sitk.Resample(read_rtdose(tmp_path / "dose_gy.dcm"), node_dose, sitk.Transform(), sitk.sitkNearestNeighbor)
+    expected = sitk.GetArrayFromImage(node_dose)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(exported), expected, rtol=1e-3, atol=1e-9 * expected.max())
 
 
 def test_patient1_table_has_one_row_per_segment_with_bed(patient1):
@@ -119,6 +131,18 @@ def test_transformed_segmentation(scene):
 
 def test_ct_density_halves_the_dose_at_twice_the_density(scene, tmp_path):
     assert scenarios.scenario_ct_density(scene, tmp_path)["ratio"] == pytest.approx(0.5)
+
+
+def test_rt_dose_unit_is_set_on_the_study_of_a_placed_dose(scene):
+    dose = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "dose")
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "patient")
+    study = hierarchy.CreateStudyItem(patient, "study")
+    hierarchy.CreateItem(study, dose)
+    outputs.mark_rt_dose(dose)
+    assert dose.GetAttribute("DicomRtImport.DoseVolume") == "1"
+    assert hierarchy.GetItemAttribute(study, "DicomRtImport.DoseUnitName") == "GY"
+    assert hierarchy.GetItemAttribute(patient, "DicomRtImport.DoseUnitName") == ""
 
 
 def test_dvh_plot_nodes_from_synthetic_curves(scene):
@@ -266,7 +290,8 @@ def test_path_sync_and_progress_reporter():
     assert not progress.cancelled()
     progress.request_cancel()
     assert progress.cancelled()
-    progress.start()
+    progress.finish()
+    assert progress.start()
     assert not progress.cancelled()
 
 
@@ -293,28 +318,6 @@ def test_relative_settings_need_activity_and_check_fractions():
     assert params.calibration.administered_activity_bq == pytest.approx(1.5e9)
     with pytest.raises(SIRTInputError, match="scan time"):
         DoseSettings(units="bq_per_ml", administration_time="2024-05-02T10:00", scan_time="yesterday").to_parameters()
-
-
-def test_dependencies_are_installed_only_after_the_user_agrees():
-    present = {"numpy": "numpy"}
-    assert missing_requirements(present) == {}
-    requirements = {"numpy": "numpy", "surely_not_a_module_xyz": "xyz-package>=1"}
-    installed = []
-    with pytest.raises(DependenciesMissing, match="xyz-package"):
-        ensure_requirements(requirements, "Test", confirm=lambda text: False, install=installed.append)
-    assert installed == []
-    state = {"done": False}
-
-    def fake_find_spec(name):
-        return object() if name == "numpy" or state["done"] else None
-
-    def fake_install(reqs):
-        installed.append(reqs)
-        state["done"] = True
-
-    asked = []
-    result = ensure_requirements(requirements, "Test", confirm=lambda text: asked.append(text) or True, install=fake_install, find_spec=fake_find_spec)
-    assert result == ["xyz-package>=1"] and installed == [["xyz-package>=1"]] and "xyz-package>=1" in asked[0]
 
 
 # --- the documented console example ----------------------------------------------------------------

@@ -78,6 +78,7 @@ from .. import extract, naming
 from ..masks import grid_key, structure_masks
 from ..sparse_mcc import enable_sparse_mcc
 from ..presets import Preset, load_preset
+from ..radiomics_engine import ENGINE_ATTRIBUTE, radiomics_engine
 
 __all__ = ["extract_features_from_nodes", "OperationCancelled", "FEATURE_TABLE_KIND", "ATTRIBUTE_PREFIX", "IMAGE_ORDER"]
 
@@ -406,6 +407,7 @@ def extract_features_from_nodes(
                 ATTRIBUTE_PREFIX + "PresetSettings": json.dumps(preset.to_dict(), sort_keys=True),
                 ATTRIBUTE_PREFIX + "FeaturesPerStructure": str(len(extract.expected_columns(preset))),
                 ATTRIBUTE_PREFIX + "PyradiomicsVersion": _pyradiomics_version(),
+                ENGINE_ATTRIBUTE: json.dumps(radiomics_engine(), sort_keys=True),
                 ATTRIBUTE_PREFIX + "Software": json.dumps(_software(), sort_keys=True),
                 ATTRIBUTE_PREFIX + "Structures": json.dumps({s: list(n) for s, n in roles.items()}),
                 ATTRIBUTE_PREFIX + "Inputs": json.dumps(inputs),

@@ -33,6 +33,7 @@ from SIRTDosimetryLib.mrml.scene import load_segmentation, load_volume, read_sce
 from .. import extract, naming
 from ..extract import expected_columns, extract_image_features
 from ..presets import DEFAULT_PRESET_NAME, load_preset
+from ..radiomics_engine import ENGINE_ATTRIBUTE, radiomics_engine
 from ..mrml.logic import (
     ATTRIBUTE_PREFIX,
     FEATURE_TABLE_KIND,
@@ -215,6 +216,7 @@ def scenario_patient1_features_match_files(scene, work_dir: str | Path | None = 
     check(attributes.get("SIRT.Table") == FEATURE_TABLE_KIND, "the table does not say what it holds")
     check(attributes[ATTRIBUTE_PREFIX + "Preset"] == DEFAULT_PRESET_NAME, "preset name not recorded")
     check(attributes[ATTRIBUTE_PREFIX + "PyradiomicsVersion"] == radiomics.__version__, "pyradiomics version not recorded")
+    check(json.loads(attributes[ENGINE_ATTRIBUTE]) == radiomics_engine(), "pyradiomics build (version, source) not recorded")
     check(attributes[ATTRIBUTE_PREFIX + "Source"] == "y90", "source not recorded")
     check(json.loads(attributes[ATTRIBUTE_PREFIX + "PresetSettings"])["name"] == DEFAULT_PRESET_NAME, "preset settings not recorded")
     inputs = json.loads(attributes[ATTRIBUTE_PREFIX + "Inputs"])

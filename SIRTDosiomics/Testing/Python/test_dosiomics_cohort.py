@@ -16,6 +16,7 @@ from SIRTDosiomicsLib import cli, cohort, naming
 from SIRTDosiomicsLib.cohort import extract_cohort, run_manifest
 from SIRTDosiomicsLib.manifest import ManifestError, patient_from_record, read_manifest
 from SIRTDosiomicsLib.presets import load_preset
+from SIRTDosiomicsLib.radiomics_engine import radiomics_engine, table_engine
 
 FAST = {"images": {"dose": {"bin_width": 10.0}, "bed": {"bin_width": 10.0}}}  # few grey levels: quick tests
 SEGMENTS = ("tumour", "normal a", "normal b")
@@ -136,6 +137,7 @@ def test_cohort_table_failures_and_resume(cohort_dir, tmp_path, monkeypatch):
     meta = json.loads((out / "features.json").read_text())
     assert [p["status"] for p in meta["patients"]] == ["done", "done", "failed"]
     assert meta["features_per_structure"] == 107 and meta["preset"]["images"]["dose"]["bin_width"] == 10.0
+    assert table_engine(out / "features.csv") == radiomics_engine()  # the pyradiomics build, for model cards
 
     # Rerun: finished patients come from the cache, the failed one is tried again.
     def no_recompute(spec, *args):
@@ -196,6 +198,7 @@ def test_cli_single_image_and_cohort(cohort_dir, tmp_path, capsys):
     assert len(table) == 1 and sum(c.startswith("maa_spect_tumour_") and "_diagnostics_" not in c for c in table.columns) == 109
     assert pd.isna(table.loc[0, "maa_spect_wnl_error"])  # empty: no error
     assert np.isfinite(table.loc[0, "maa_spect_wnl_gldm_DependenceEntropy"])
+    assert table_engine(tmp_path / "one.csv")["source"] == "pyradiomics-bhklab"  # one.json beside one.csv
     args = _parse(["features", "--image", str(root / "P1" / "spect.nrrd"), "--segmentation", str(root / "P1" / "seg.seg.nrrd"),
                    "--kind", "spect", "--source", "99mTc-MAA"])
     assert args.run(args) == 0

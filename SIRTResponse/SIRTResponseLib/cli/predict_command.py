@@ -30,11 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from ..model_card import MODEL_FILES
     from ..model_io import load_model, predict
 
+    from SIRTDosiomicsLib.radiomics_engine import prediction_warning, table_engine
+
     # The model's own files are inputs too: --output may never replace them, --overwrite or not.
     inputs = [args.features, *(args.model / name for name in MODEL_FILES)]
     if args.output is not None:
         check_outputs(args.output.parent, [args.output.name], inputs, args.overwrite)
     model = load_model(args.model)
+    engine_warning = prediction_warning(model.card, table_engine(args.features))
+    if engine_warning:
+        model.warnings.append(engine_warning)
     predictions = predict(model, read_table(args.features, [args.id_column]), id_column=args.id_column)
     print(f"model {model.card['model']['id']} (intended use: {model.card['intended_use']})")
     for p in predictions:

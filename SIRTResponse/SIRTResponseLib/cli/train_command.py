@@ -85,6 +85,16 @@ def _read_json(path: Path | None) -> dict | None:
         raise SIRTInputError(f"cannot read {path}: {exc}") from None
 
 
+def _extraction_settings(args) -> dict:
+    """``--extraction-settings`` plus the pyradiomics build recorded beside the feature table (None when
+    the table has no record), which the model card keeps so that a prediction can compare engines."""
+    from SIRTDosiomicsLib.radiomics_engine import ENGINE_KEY, table_engine
+
+    settings = _read_json(args.extraction_settings) or {}
+    settings.setdefault(ENGINE_KEY, table_engine(args.features))
+    return settings
+
+
 def _progress(outcome, done: int, total: int) -> None:
     status = "ok" if outcome.status == "ok" else f"FAILED ({outcome.error})"
     print(f"[{done}/{total}] {outcome.id}: {status}, {outcome.seconds:.1f} s", file=sys.stderr, flush=True)
@@ -115,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         export_top=args.export_top,
         export_models=args.export_model,
         export_best=args.export_best,
-        extraction_settings=_read_json(args.extraction_settings),
+        extraction_settings=_extraction_settings(args),
         n_jobs=args.jobs,
         dask_address=args.dask,
         overwrite=args.overwrite,

@@ -422,6 +422,18 @@ def _set_provenance(table_node, feature_table_node, facts: dict, layout: str, id
     table_node.SetNodeReferenceID(FEATURES_REFERENCE, feature_table_node.GetID())
 
 
+def _table_engine(feature_table_node) -> dict | None:
+    """The pyradiomics build a SIRT Dosiomics feature table records (None for other tables)."""
+    from SIRTDosiomicsLib.radiomics_engine import ENGINE_ATTRIBUTE
+
+    text = feature_table_node.GetAttribute(ENGINE_ATTRIBUTE)
+    try:
+        engine = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return engine if isinstance(engine, dict) else None
+
+
 def predict_from_table_node(
     model_dir,
     feature_table_node,
@@ -460,11 +472,17 @@ def predict_from_table_node(
     steps(0.1, "Loading the model")
     from SIRTDosimetryLib.mrml.convert import NewNodesRemoved
 
+    from SIRTDosiomicsLib.radiomics_engine import prediction_warning
+
     from ..model_io import load_model, predict
 
     model = load_model(facts["folder"])  # hash again, types against the allow-list; never unpickles
     if model.card.get("payload", {}).get("sha256") != facts["payload_sha256"]:
         raise SIRTInputError(f"the model folder {facts['folder']} changed while it was being loaded; try again")
+
+    engine_warning = prediction_warning(model.card, _table_engine(feature_table_node))
+    if engine_warning:
+        model.warnings.append(engine_warning)
 
     steps(0.4, "Reading the features")
     rows = read_feature_table(feature_table_node, model.input_features, row, id_column)

@@ -329,6 +329,7 @@ def _tamper_types(folder: Path) -> None:
     card_path = folder / model_card.CARD_FILE
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["payload"]["sha256"] = hashlib.sha256(payload.read_bytes()).hexdigest()
+    card["integrity"]["sha256"] = model_card.card_integrity_sha256(card)  # who edits both files reseals the card too
     card_path.write_text(json.dumps(card), encoding="utf-8")
 
 

@@ -161,6 +161,7 @@ def test_model_facts_of_a_card_without_metrics(model, tmp_path):
     folder.mkdir()
     (folder / model_card.PAYLOAD_FILE).write_bytes((model.folder / model_card.PAYLOAD_FILE).read_bytes())
     card = {k: v for k, v in model.card.items() if k not in ("cv_metrics", "training_cohort")}
+    card["integrity"] = {"sha256": model_card.card_integrity_sha256(card)}  # as build_card would have sealed it
     (folder / model_card.CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
     facts = mrml.model_facts(folder)
     assert math.isnan(facts["cv_auc"]) and facts["training_cohort"] == {}
