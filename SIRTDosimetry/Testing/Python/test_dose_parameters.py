@@ -80,7 +80,7 @@ def test_dose_parameters_refuse_bad_values_when_made(kwargs, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="relative"), "needs the administered activity"),
+        (dict(mode="relative"), "needs the administered activity in GBq \\(administered_activity_gbq\\)"),
         (dict(mode="relativ"), "unknown calibration mode"),
         (dict(units="bq_per_ml", scan_time="yesterday", administration_time="2024-05-02"), "scan time: 'yesterday'"),
         (dict(units="bq_per_ml", radiobiology=["liver=banana"]), "preset"),
