@@ -75,25 +75,13 @@ SlicerRadioembolizationDosimetry sample images (MIT licence). Voxel S values fro
 
 
 def registerSampleData():
-    """Register the two bundled sample patients with the Sample Data module (category "SIRT dosimetry");
-    loading one reads its files from the extension (no download) through ``SIRTDosimetryLib.mrml.samples``."""
+    """The two bundled sample patients in the Sample Data module (category "SIRT dosimetry"), read from the
+    extension's files, no download (``SIRTDosimetryLib.mrml.samples``)."""
     import os
 
-    import SampleData
-    from SIRTDosimetryLib.mrml.samples import SAMPLE_CATEGORY, SAMPLE_PATIENTS
+    from SIRTDosimetryLib.mrml.samples import register_with_sample_data
 
-    iconsPath = os.path.join(os.path.dirname(__file__), "Resources", "Icons")
-    for patient in SAMPLE_PATIENTS:
-
-        def load(source, key=patient.key):
-            from SIRTDosimetryLib.mrml.samples import load_sample_patient
-
-            return list(load_sample_patient(slicer.mrmlScene, key))
-
-        SampleData.SampleDataLogic.registerCustomSampleDataSource(
-            category=SAMPLE_CATEGORY, sampleName=patient.key, uris=[], fileNames=[], nodeNames=[patient.activity_name],
-            thumbnailFileName=os.path.join(iconsPath, f"{patient.key}.png"), customDownloader=load,
-        )
+    register_with_sample_data(os.path.join(os.path.dirname(__file__), "Resources", "Icons"), lambda: slicer.mrmlScene)
 
 
 #
@@ -281,10 +269,14 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.calibrationModeComboBox.connect("currentIndexChanged(int)", self.updateCalibrationWidgets)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.progress.request_cancel)
+        from SIRTDosimetryLib.mrml.planning_panel import PlanningPanel  # standard library only until clicked
+
+        self.planning = PlanningPanel(self.ui.planResultLabel, lambda: self._parameterNode,
+                                      lambda text: slicer.util.errorDisplay(text, windowTitle=_("SIRT Dosimetry")), self.logic.ensureDependencies)
+        self.ui.planarLsfButton.connect("clicked(bool)", self.planning.planar_lung_shunt)
+        self.ui.spectLsfButton.connect("clicked(bool)", self.planning.spect_lung_shunt)
+        self.ui.planButton.connect("clicked(bool)", self.planning.plan)
         self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
-        self.ui.planarLsfButton.connect("clicked(bool)", self.onPlanarLungShunt)
-        self.ui.spectLsfButton.connect("clicked(bool)", self.onSpectLungShunt)
-        self.ui.planButton.connect("clicked(bool)", self.onPlan)
 
         self.initializeParameterNode()
 
@@ -334,62 +326,6 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.segmentLists.to_widgets()
         self.updateCalibrationWidgets()
         self._checkCanApply()
-
-    def _showInputError(self, function):
-        """Run ``function()``; an input error is shown as a message (False), not a traceback."""
-        from SIRTDosimetryLib.errors import SIRTInputError
-
-        try:
-            return function()
-        except SIRTInputError as exc:
-            slicer.util.errorDisplay(str(exc), windowTitle=_("SIRT Dosimetry"))
-            return False
-
-    def onPlanarLungShunt(self) -> None:
-        from SIRTDosimetryLib.analysis.constraints import lung_shunt_fraction_planar
-
-        node = self._parameterNode
-        lsf = self._showInputError(lambda: lung_shunt_fraction_planar(
-            node.lungAnteriorCounts, node.lungPosteriorCounts, node.liverAnteriorCounts, node.liverPosteriorCounts))
-        if lsf is not False:
-            node.lungShuntFraction = round(lsf, 3)
-            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (planar geometric means).").format(value=100 * lsf)
-
-    def onSpectLungShunt(self) -> None:
-        node = self._parameterNode
-        if not (node.activityVolume and node.segmentation and node.lungSegments and node.calibrationVoi):
-            slicer.util.errorDisplay(_("Choose the activity image, the segmentation, the lung segment and the calibration VOI (liver)."))
-            return
-        if not self.logic.ensureDependencies():
-            return
-        from SIRTDosimetryLib.mrml.treatment_planning import spect_lung_shunt_fraction
-
-        lsf = self._showInputError(lambda: spect_lung_shunt_fraction(
-            node.activityVolume, node.segmentation, node.lungSegments[0], node.calibrationVoi[0], node.clampNegative))
-        if lsf is not False:
-            node.lungShuntFraction = round(lsf, 3)
-            self.ui.planResultLabel.text = _("Lung shunt fraction {value:.1f} % (SPECT counts).").format(value=100 * lsf)
-
-    def onPlan(self) -> None:
-        node = self._parameterNode
-        if not (node.activityVolume and node.segmentation and node.planPerfusedSegments):
-            slicer.util.errorDisplay(_("Choose the activity image (99mTc-MAA SPECT), the segmentation and the perfused liver segment."))
-            return
-        if not self.logic.ensureDependencies():
-            return
-        from SIRTDosimetryLib.mrml.treatment_planning import PlanRequest, plan_from_nodes, plan_text
-
-        tumours = tuple(node.tumourSegments) or self.logic.tumourSegmentNames(node.segmentation)
-        request = PlanRequest(
-            tumours, node.planPerfusedSegments[0], whole_liver=(node.calibrationVoi[0] if node.calibrationVoi else None),
-            lung=(node.lungSegments[0] if node.lungSegments else None), lsf=node.lungShuntFraction,
-            microspheres=node.microspheres.value, target_tumour_gy=node.targetTumourDoseGy or None,
-            activity_gbq=None if node.targetTumourDoseGy else (node.plannedActivityGbq or None),
-            residual_fraction=node.residualFraction, clamp_negative=node.clampNegative,
-        )
-        plan = self._showInputError(lambda: plan_from_nodes(node.activityVolume, node.segmentation, request))
-        if plan is not False:
-            self.ui.planResultLabel.text = plan_text(plan)
 
     def applyFirstRunDefaults(self, *args) -> None:
         """When the user picks an activity volume or a segmentation: show the volume's units (from the
@@ -467,8 +403,9 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for warning in outputs.result.warnings:
                 logging.warning(warning)
             self.ui.statusLabel.text = _("Done. {count} segments; mean dose in the summary table.").format(count=len(outputs.result.segments))
-            if "lungs" in outputs.summary:
-                self.ui.statusLabel.text += " " + _("Lungs {dose:.1f} Gy (partition model, 1000 g).").format(dose=outputs.summary["lungs"]["dose_mean_gy"])
+            lung = outputs.result.lung
+            if lung is not None:
+                self.ui.statusLabel.text += " " + _("Lungs {dose:.1f} Gy ({method}).").format(dose=lung.dose_gy, method=lung.method)
             if outputs.derived_segmentation_node is not None:
                 self.ui.statusLabel.text += " " + _("Derived segments in '{name}'.").format(name=outputs.derived_segmentation_node.GetName())
         finally:
@@ -477,29 +414,11 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._checkCanApply()
 
     def onReportButton(self) -> None:
-        """Write report.html and report.pdf of the current dose map into a folder the user picks."""
-        import qt
+        from SIRTDosimetryLib.mrml.report import ask_and_write_report
 
-        dose = self._parameterNode.doseVolume if self._parameterNode else None
-        if dose is None:
-            slicer.util.errorDisplay(_("Compute or select a dose map first."), windowTitle=_("SIRT Dosimetry"))
-            return
-        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for report.html and report.pdf"))
-        patient_id = qt.QInputDialog.getText(slicer.util.mainWindow(), _("Patient report"), _("Patient ID:")) if folder else ""
-        if not folder or not patient_id:
-            return
-        from SIRTDosimetryLib.errors import SIRTInputError
-        from SIRTDosimetryLib.mrml.report import write_report_for_dose_node
-
-        try:
-            with slicer.util.WaitCursor():
-                written = write_report_for_dose_node(dose, folder, patient_id)
-        except SIRTInputError as exc:
-            slicer.util.errorDisplay(str(exc), windowTitle=_("SIRT Dosimetry"))
-            return
-        self.ui.statusLabel.text = _("Report written: {path}").format(path=written[0])
-        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(written[0])))
-
+        written = ask_and_write_report(self._parameterNode.doseVolume if self._parameterNode else None)
+        if written is not None:
+            self.ui.statusLabel.text = _("Report written: {path}").format(path=written)
 
 #
 # SIRTDosimetryLogic
@@ -531,14 +450,6 @@ class SIRTDosimetryLogic(ScriptedLoadableModuleLogic):
             slicer.util.errorDisplay(str(exc))
             return False
         return True
-
-    @staticmethod
-    def tumourSegmentNames(segmentationNode) -> tuple:
-        """Segments named like tumours (tumor, tumour, lesion), as the derived segments take them."""
-        from SIRTDosimetryLib.mrml.defaults import segment_names
-        from SIRTDosimetryLib.mrml.logic import structure_role
-
-        return tuple(n for n in segment_names(segmentationNode) if structure_role(n, None) == "tumour")
 
     def settingsFromParameterNode(self, parameterNode):
         from SIRTDosimetryLib.mrml.logic import DoseSettings

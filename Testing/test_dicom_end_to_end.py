@@ -1,5 +1,5 @@
 """The whole chain from DICOM: both sample patients written as DICOM series with RTSTRUCT and DICOM-SEG
-contours, then dose, RT Dose export, DVH and features from them, and clear errors for bad DICOM."""
+contours, then dose, RT Dose export, DVH, report and features from them, and clear errors for bad DICOM."""
 
 from __future__ import annotations
 
@@ -121,6 +121,11 @@ def test_whole_chain_from_dicom_on_the_command_line(patient: DicomPatient, tmp_p
     assert main(["dvh", "--dose", str(out / "dose_gy.dcm"), "--segmentation", str(patient.seg),
                  "--output", str(tmp_path / "dvh")]) == 0
     assert any((tmp_path / "dvh").iterdir())
+
+    # the patient report (once: it draws pictures)
+    if patient.activity.name == "pet":
+        assert main(["report", str(out), "--patient-id", "SIRT-TEST-1", "--output", str(tmp_path / "report")]) == 0
+        assert "SIRT-TEST-1" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
 
     # features of the dose with the RTSTRUCT
     features = tmp_path / "features.csv"

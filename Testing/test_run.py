@@ -113,7 +113,7 @@ def test_bad_manifest_and_options_are_reported_together_before_any_image_is_read
     rc = main.main(["run", str(manifest), "--output", str(tmp_path / "out"), "--model", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert "missing.nrrd" in err and "administered_activity_gbq" in err and "model_card.json" in err
+    assert "missing.nrrd" in err and "needs the administered activity" in err and "model_card.json" in err
     assert not (tmp_path / "out").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
@@ -136,4 +136,6 @@ def test_sirt_run_on_a_local_dask_cluster(tmp_path):
     status = json.loads((tmp_path / "out" / "run.json").read_text())
     assert status["patients"][0]["studies"][0]["status"] == "done"
     summary = json.loads((tmp_path / "out" / "patients" / "p2" / "maa" / "summary.json").read_text())
-    assert summary["method"] == "ldm" and sum(s["activity_bq"] for s in summary["segments"] if s["name"] == "liver") > 0
+    assert summary["method"] == "ldm"
+    assert {s["name"] for s in summary["segments"]} == {"Tumor 1", "Tumor 2", "perfused normal", "whole liver normal"}
+    assert all(s["activity_bq"] > 0 for s in summary["segments"])

@@ -86,7 +86,7 @@ def plain_loop(spec, preset) -> tuple[dict[str, float], dict]:
     from SIRTDosimetryLib.io.volumes import read_activity_image
     from SIRTDosimetryLib.nuclides import radionuclide
 
-    from SIRTDosiomicsLib.patient import _dose_parameters
+    from SIRTDosiomicsLib.patient import study_dose_parameters
     from SIRTDosiomicsLib.extract import bed_functions
     from SIRTDosiomicsLib.presets import percentile_value, pyradiomics_settings
 
@@ -98,7 +98,7 @@ def plain_loop(spec, preset) -> tuple[dict[str, float], dict]:
     activity = read_activity_image(study.images[kind], study.dosimetry.get("units"))
     segmentation = read_segmentation(study.segmentation)
     names = tuple(n for v in study.structures.values() for n in v)
-    result = compute_dose(activity, segmentation, _dose_parameters(study.dosimetry, activity.units, names))
+    result = compute_dose(activity, segmentation, study_dose_parameters(study.dosimetry, activity.units, names))
     timing["read_and_dose_s"] = time.perf_counter() - start
     dose = sitk.GetArrayFromImage(result.dose_gy).astype(np.float64)
     act = sitk.GetArrayFromImage(activity.image).astype(np.float64)

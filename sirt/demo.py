@@ -39,7 +39,7 @@ PATIENT_2_ASSUMED_ACTIVITY_GBQ = 1.5
 PATIENT_2_ASSUMED_LSF = 0.05
 SYNTHETIC_PATIENTS = 40
 SYNTHETIC_TRAIN_ARGUMENTS = ("--strategies", "y90_dvh_dose", "--selectors", "anova", "--classifiers", "lr", "--n-features", "3",
-                             "--bootstrap", "200", "--permutations", "0")
+                             "--bootstrap", "200", "--permutations", "0", "--study-permutations", "0")
 """A small search: one strategy (90Y dose-volume metrics), one selector, one classifier."""
 
 

@@ -93,11 +93,11 @@ def activity_image(study) -> str | None:
 
 def dose_parameters(study):
     """Dose parameters of a manifest study, with BED for its tumour and normal-liver structures."""
-    from SIRTDosiomicsLib.patient import _dose_parameters  # the manifest's parameter reader
+    from SIRTDosiomicsLib.patient import study_dose_parameters  # the manifest's parameter reader
 
     structures = study.structures
     segments = tuple(dict.fromkeys(n for names in structures.values() for n in names)) or None
-    params = _dose_parameters(study.dosimetry, study.dosimetry.get("units"), segments)
+    params = study_dose_parameters(study.dosimetry, study.dosimetry.get("units"), segments)
     lq = {n: NORMAL_LIVER_CHIESA_2015 for role in ("npl", "wnl") for n in structures.get(role, ())}
     lq |= {n: TUMOUR_CHIESA_2015 for n in structures.get("tumour", ())}  # tumours last: they win where they overlap
     return replace(params, radiobiology=lq)

@@ -64,5 +64,5 @@ def dose_volume_columns(
             columns[naming.dvc_column(source, r.name, feature)] = _number(value)
         warnings += r.warnings
     for feature, value in patient_features(lung_shunt_fraction, injected_activity_gbq).items():
-        columns[naming.dvc_column(source, "patient", feature)] = _number(value)
+        columns[naming.dvc_column(source, naming.PATIENT_STRUCTURE, feature)] = _number(value)
     return columns, warnings

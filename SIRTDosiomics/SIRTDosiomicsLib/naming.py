@@ -55,8 +55,18 @@ ID_COLUMN = "patient_id"
 PATIENT_ERROR_COLUMN = "patient_error"
 CLINICAL_PREFIX = "clinical_"
 
-_TOKEN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_FEATURE = re.compile(r"^[A-Za-z0-9]+$")
+TOKEN_PATTERN = r"[a-z0-9][a-z0-9-]*"
+"""A source, image or structure token (regular-expression fragment, no anchors)."""
+FEATURE_TOKEN_PATTERN = r"[A-Za-z0-9]+"
+"""A pyradiomics feature class or feature name (no ``_``)."""
+METRIC_PATTERN = r"[a-z0-9][a-z0-9_]*"
+"""A dose-volume metric name (may contain ``_``)."""
+DVC_TOKEN = "dvc"
+PATIENT_STRUCTURE = "patient"
+"""Structure token of the patient-level dose-volume values (lung shunt fraction, injected activity)."""
+
+_TOKEN = re.compile(rf"^{TOKEN_PATTERN}$")
+_FEATURE = re.compile(rf"^{FEATURE_TOKEN_PATTERN}$")
 
 
 class NamingError(ValueError):
@@ -127,9 +137,9 @@ def diagnostics_column(source: str, image: str, structure: str, name: str) -> st
 
 def dvc_column(source: str, structure: str, metric: str) -> str:
     metric = str(metric)
-    if not re.match(r"^[a-z0-9][a-z0-9_]*$", metric):
+    if not re.match(rf"^{METRIC_PATTERN}$", metric):
         raise NamingError(f"dose-volume metric {metric!r} must be lower case letters, digits and '_'")
-    return f"{_check_token(source, 'source')}_dvc_{_check_token(structure, 'structure')}_{metric}"
+    return f"{_check_token(source, 'source')}_{DVC_TOKEN}_{_check_token(structure, 'structure')}_{metric}"
 
 
 def dvc_status_column(source: str, status: str) -> str:
@@ -186,3 +196,24 @@ def parse_column(column: str) -> Column:
         kind = "diagnostics" if parts[3] == "diagnostics" else "feature"
         return Column(kind, parts[0], parts[1], parts[2], parts[3], parts[4])
     raise NamingError(f"{column!r} is not a SIRTDosiomics column name")
+
+
+# --- the grammar as regular expressions, for tools that select columns by pattern ---------------
+
+BOOKKEEPING_PATTERN = rf"(_error|_warning)$|_diagnostics_|^{PATIENT_ERROR_COLUMN}$|_{DVC_TOKEN}_{TOKEN_PATTERN}_n_voxels$"
+"""Columns that describe how a row was made (errors, warnings, diagnostics, voxel counts): never model inputs."""
+
+
+def feature_pattern(source: str, image: str) -> str:
+    """Anchored pattern of the feature columns (not the diagnostics) of one source and image, any structure."""
+    return rf"^{re.escape(source)}_{re.escape(image)}_{TOKEN_PATTERN}_(?!diagnostics_){FEATURE_TOKEN_PATTERN}_{FEATURE_TOKEN_PATTERN}$"
+
+
+def dvc_pattern(source: str, metric: str = METRIC_PATTERN, structure: str = TOKEN_PATTERN) -> str:
+    """Anchored pattern of dose-volume columns ``<source>_dvc_<structure>_<metric>``; ``metric`` and
+    ``structure`` are regular-expression fragments (default: any)."""
+    return rf"^{re.escape(source)}_{DVC_TOKEN}_(?:{structure})_(?:{metric})$"
+
+
+def clinical_pattern() -> str:
+    return rf"^{CLINICAL_PREFIX}"

@@ -31,7 +31,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def _dose_parameters(dosimetry: dict, activity_units: str | None, segments: tuple[str, ...]):
+def study_dose_parameters(dosimetry: dict, activity_units: str | None, segments: tuple[str, ...]):
     """The study's dose parameters through the dosimetry module's one builder.
 
     ``partial_voxels`` stays "fraction": the DVCs use fractional weights and the masks take the majority of them.
@@ -132,7 +132,7 @@ def _prepare_study(planner, row: dict, notes: list[str], study: StudySpec, prese
                 counts = sitk.GetArrayViewFromImage(activity.image)
         else:
             segment_names = tuple(dict.fromkeys(n for names in named.values() for n in names))
-            params = _dose_parameters(study.dosimetry, activity.units, segment_names)
+            params = study_dose_parameters(study.dosimetry, activity.units, segment_names)
             try:
                 result = compute_dose(activity, segmentation, params)
             except SIRTInputError:

@@ -23,9 +23,9 @@ fold at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,7 @@ class Cohort:
     unit: str
     criterion: str
     categories: list[str]
+    bookkeeping: list[str] = field(default_factory=list)  # columns of the table that are never features
 
     @property
     def grouped(self) -> bool:
@@ -203,6 +204,7 @@ def build_cohort(
         unit="lesion" if lesion_column else "patient",
         criterion=criterion,
         categories=[str(c) for c in table[label_column]],
+        bookkeeping=[c for c in table.columns if c not in (*keys, label_column) and is_bookkeeping_column(c)],
     )
 
 

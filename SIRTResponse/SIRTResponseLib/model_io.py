@@ -267,7 +267,7 @@ def export_study_model(
             "study_settings": result.config.settings(),
         },
         cohort_summary=cohort.summary(),
-        cv_metrics=cv_metrics(result.table, model_id, result.config),
+        cv_metrics=cv_metrics(result.table, model_id, result.config, result.study_level),
         extraction_settings=extraction_settings,
     )
     return export_model(folder, pipeline, card, overwrite=overwrite)

@@ -81,6 +81,23 @@ def make_classifier(name: str, seed: int):
     raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
 
 
+def preprocessing_steps(redundancy_threshold: float = 0.90) -> list[tuple[str, object]]:
+    """The unfitted steps that do not depend on the selector: impute, redundancy filter, z-score."""
+    return [
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("redundancy", SpearmanRedundancyFilter(threshold=redundancy_threshold)),
+        ("scale", StandardScaler()),
+    ]
+
+
+def selection_steps(selector: str, *, n_features: int = 5, smote: bool = True, smote_k: int = 5, seed: int = 0) -> list[tuple[str, object]]:
+    """The unfitted steps between the preprocessing and the classifier: select k, then SMOTE."""
+    steps = [("select", make_selector(selector, n_features))]
+    if smote:
+        steps.append(("smote", make_oversampler(smote_k, seed)))
+    return steps
+
+
 def build_pipeline(
     selector: str,
     classifier: str,
@@ -93,14 +110,10 @@ def build_pipeline(
 ) -> Pipeline:
     """The unfitted pipeline of one (selector, classifier) pair."""
     steps = [
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("redundancy", SpearmanRedundancyFilter(threshold=redundancy_threshold)),
-        ("scale", StandardScaler()),
-        ("select", make_selector(selector, n_features)),
+        *preprocessing_steps(redundancy_threshold),
+        *selection_steps(selector, n_features=n_features, smote=smote, smote_k=smote_k, seed=seed),
+        ("classifier", make_classifier(classifier, seed)),
     ]
-    if smote:
-        steps.append(("smote", make_oversampler(smote_k, seed)))
-    steps.append(("classifier", make_classifier(classifier, seed)))
     return Pipeline(steps)
 
 

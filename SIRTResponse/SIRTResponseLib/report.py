@@ -118,10 +118,10 @@ def plot_km(result: DichotomisedSurvival, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_permutation(null_aucs: list[float], observed: float, path: Path, title: str) -> None:
+def plot_permutation(null_aucs, observed: float, path: Path, title: str, label: str = "permuted labels") -> None:
     fig = Figure(figsize=(5.5, 3.5))
     ax = fig.add_subplot()
-    ax.hist(null_aucs, bins=min(20, max(5, len(null_aucs) // 2)), range=(0, 1), color="lightgrey", edgecolor="grey", label="permuted labels")
+    ax.hist(null_aucs, bins=min(50, max(5, len(null_aucs) // 2)), range=(0, 1), color="lightgrey", edgecolor="grey", label=label)
     ax.axvline(observed, color="crimson", label=f"observed AUC {observed:.2f}")
     ax.axvline(0.5, color="black", linestyle=":")
     ax.set(xlabel="AUC", ylabel="count", title=title)

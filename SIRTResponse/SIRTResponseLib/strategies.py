@@ -1,36 +1,41 @@
 """Which feature columns each modelling strategy uses: every column rule lives here.
 
 A *group* is a named regular expression over column names; a *strategy* is a list of groups
-whose columns it pools. The defaults follow SIRTDosiomics' naming scheme
-(``SIRTDosiomicsLib.naming``)::
+whose columns it pools. The default groups are built from SIRTDosiomics' column grammar
+(``SIRTDosiomicsLib.naming``: ``feature_pattern``, ``dvc_pattern``, ``clinical_pattern``,
+``BOOKKEEPING_PATTERN``), so the two packages cannot drift apart::
 
     <source>_<image>_<structure>_<class>_<feature>   maa_spect_tumour_glcm_JointEnergy
     <source>_dvc_<structure>_<metric>                y90_dvc_tumour_dose_mean_gy
+    <source>_dvc_patient_<value>                     y90_dvc_patient_lsf
     clinical_<name>                                  clinical_child_pugh_score
 
-with source ``maa`` or ``y90`` and image ``ct``, ``spect``, ``dose`` or ``bed``. Dose-volume
-metrics (SIRTDosimetryLib ``analysis/constraints.py``) start with ``dose_`` or ``bed_``; the
-remaining structure metrics (``volume_ml``, the tumour-to-normal ratios ``tnr_*``) describe the
-structure rather than one quantity and join both the Dose and the BED DVH strategies.
-Bookkeeping columns (``*_error``, ``*_warning``, ``*_diagnostics_*``, ``patient_error``) and
-``n_voxels`` are never features.
+with source ``maa`` or ``y90`` and image ``ct``, ``spect``, ``pet``, ``dose`` or ``bed``.
+Dose-volume metrics (SIRTDosimetryLib ``analysis/constraints.py``, also written by ``sirt dvh``)
+start with ``dose_`` or ``bed_``; the structure metrics (``volume_ml``, the tumour-to-normal ratios
+``tnr_*``) and the patient-level values (lung shunt fraction ``lsf``, ``injected_activity_gbq``)
+join every DVH strategy of their source. Bookkeeping columns (``*_error``, ``*_warning``,
+``*_diagnostics_*``, ``patient_error``, ``*_n_voxels``) are never features.
 
-Default strategies: 6 feature categories × 6 input subsets = 36, named
-``<source>_<category>_<subset>[+clinical]``:
+Default strategies, named ``<source>_<category>_<subset>[+clinical]``:
 
-==========  ==========================  ===================================
-category    subsets                     groups
-==========  ==========================  ===================================
-radiomics   ct, spect, ct+spect         ``<source>_ct``, ``<source>_spect``
-dosiomics   dose, bed, dose+bed         ``<source>_dose``, ``<source>_bed``
-dvh         dose, bed, dose+bed         ``<source>_dvc_dose|bed`` + ``<source>_dvc_structure?``
-==========  ==========================  ===================================
+==========  ===================================  ==================================================
+category    subsets                              groups
+==========  ===================================  ==================================================
+radiomics   ct, spect, ct+spect, pet, ct+pet     ``<source>_ct``, ``<source>_spect``, ``<source>_pet``
+dosiomics   dose, bed, dose+bed                  ``<source>_dose``, ``<source>_bed``
+dvh         dose, bed, dose+bed                  ``<source>_dvc_dose|bed`` + ``<source>_dvc_structure?``
+                                                 + ``<source>_dvc_patient?``
+==========  ===================================  ==================================================
 
-for each source (``maa``, ``y90``), each subset with and without the ``clinical`` group.
+for each source (``maa``, ``y90``), each subset with and without the ``clinical`` group: 44
+strategies. The published design (SPECT, no PET) resolves to its 36; the PET subsets run when the
+table has PET features (90Y PET/CT).
 
 A strategy is left out of a study when one of its groups matches no column of the table (a
 group name ending in ``?`` is optional: ``<source>_dvc_structure?``), or when it would use exactly
-the columns of a strategy listed before it.
+the columns of a strategy listed before it. :meth:`StrategyRules.unused` lists the columns that no
+strategy of a study uses, with the reason, for ``strategies.json`` and the report.
 
 Both tables can be replaced from a JSON file (:func:`load_rules`)::
 
@@ -49,42 +54,55 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from SIRTDosimetryLib.analysis.constraints import PATIENT_FEATURES, QUANTITIES, STRUCTURE_META, TNR_FEATURES
 from SIRTDosimetryLib.errors import SIRTInputError
+from SIRTDosiomicsLib.naming import (
+    BOOKKEEPING_PATTERN,
+    METRIC_PATTERN,
+    PATIENT_STRUCTURE,
+    SOURCES,
+    clinical_pattern,
+    dvc_pattern,
+    feature_pattern,
+)
 
-SOURCES = ("maa", "y90")
-IMAGE_GROUPS = ("ct", "spect", "dose", "bed")
+IMAGE_GROUPS = ("ct", "spect", "pet", "dose", "bed")
+RADIOMICS_SUBSETS: dict[str, tuple[str, ...]] = {"ct": ("ct",), "spect": ("spect",), "ct+spect": ("ct", "spect"), "pet": ("pet",), "ct+pet": ("ct", "pet")}
+DOSIOMICS_SUBSETS: dict[str, tuple[str, ...]] = {"dose": ("dose",), "bed": ("bed",), "dose+bed": ("dose", "bed")}
 
-_STRUCTURE = r"[a-z0-9][a-z0-9-]*"
-_TOKEN = r"[A-Za-z0-9]+"
-
-EXCLUDE_DEFAULT = r"(_error|_warning)$|_diagnostics_|^patient_error$|_dvc_[a-z0-9-]+_n_voxels$"
+EXCLUDE_DEFAULT = BOOKKEEPING_PATTERN
 """Bookkeeping columns of SIRTDosiomics feature tables; never model inputs."""
+
+UNUSED_BOOKKEEPING = "bookkeeping (error, warning, diagnostics, voxel count)"
+UNUSED_NO_GROUP = "matches no group of the strategy rules"
+UNUSED_NOT_RUN = "its strategies are not part of this study"
+
+
+def _structure_metrics() -> str:
+    return "|".join([m for m in STRUCTURE_META if m != "n_voxels"] + list(TNR_FEATURES))
 
 
 def _default_groups() -> dict[str, str]:
     groups = {}
     for source in SOURCES:
         for image in IMAGE_GROUPS:
-            groups[f"{source}_{image}"] = rf"^{source}_{image}_{_STRUCTURE}_(?!diagnostics_){_TOKEN}_{_TOKEN}$"
-        groups[f"{source}_dvc_dose"] = rf"^{source}_dvc_{_STRUCTURE}_dose_[a-z0-9_]+$"
-        groups[f"{source}_dvc_bed"] = rf"^{source}_dvc_{_STRUCTURE}_bed_[a-z0-9_]+$"
-        groups[f"{source}_dvc_structure"] = rf"^{source}_dvc_{_STRUCTURE}_(volume_ml|tnr_[a-z0-9_]+)$"
-    groups["clinical"] = r"^clinical_"
+            groups[f"{source}_{image}"] = feature_pattern(source, image)
+        for quantity in QUANTITIES:
+            groups[f"{source}_dvc_{quantity}"] = dvc_pattern(source, rf"{quantity}_{METRIC_PATTERN}")
+        groups[f"{source}_dvc_structure"] = dvc_pattern(source, _structure_metrics())
+        groups[f"{source}_dvc_patient"] = dvc_pattern(source, "|".join(PATIENT_FEATURES), structure=PATIENT_STRUCTURE)
+    groups["clinical"] = clinical_pattern()
     return groups
 
 
 def _default_strategies() -> dict[str, tuple[str, ...]]:
     strategies: dict[str, tuple[str, ...]] = {}
-    for source in SOURCES:
-        s = source
+    for s in SOURCES:
+        context = (f"{s}_dvc_structure?", f"{s}_dvc_patient?")
         subsets = {
-            "radiomics": {"ct": (f"{s}_ct",), "spect": (f"{s}_spect",), "ct+spect": (f"{s}_ct", f"{s}_spect")},
-            "dosiomics": {"dose": (f"{s}_dose",), "bed": (f"{s}_bed",), "dose+bed": (f"{s}_dose", f"{s}_bed")},
-            "dvh": {
-                "dose": (f"{s}_dvc_dose", f"{s}_dvc_structure?"),
-                "bed": (f"{s}_dvc_bed", f"{s}_dvc_structure?"),
-                "dose+bed": (f"{s}_dvc_dose", f"{s}_dvc_bed", f"{s}_dvc_structure?"),
-            },
+            "radiomics": {name: tuple(f"{s}_{image}" for image in images) for name, images in RADIOMICS_SUBSETS.items()},
+            "dosiomics": {name: tuple(f"{s}_{image}" for image in images) for name, images in DOSIOMICS_SUBSETS.items()},
+            "dvh": {name: (*(f"{s}_dvc_{q}" for q in quantities), *context) for name, quantities in DOSIOMICS_SUBSETS.items()},
         }
         for category, by_subset in subsets.items():
             for subset, groups in by_subset.items():
@@ -166,6 +184,20 @@ class StrategyRules:
                 resolved[name] = columns
                 seen[key] = name
         return resolved, skipped
+
+    def unused(self, available: list[str], resolved: dict[str, list[str]]) -> dict[str, str]:
+        """Every column of ``available`` that no strategy in ``resolved`` uses → why (in table order)."""
+        used = {c for columns in resolved.values() for c in columns}
+        grouped = {c for g in self.groups for c in self.group_columns(g, available)}
+        reasons = {}
+        for column in available:
+            if column in used:
+                continue
+            if is_bookkeeping_column(column, self.exclude):
+                reasons[column] = UNUSED_BOOKKEEPING
+            else:
+                reasons[column] = UNUSED_NOT_RUN if column in grouped else UNUSED_NO_GROUP
+        return reasons
 
     def to_dict(self) -> dict:
         return {"groups": self.groups, "strategies": {k: list(v) for k, v in self.strategies.items()}, "exclude": self.exclude}

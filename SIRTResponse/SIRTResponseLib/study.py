@@ -6,9 +6,14 @@ For one model (strategy, selector, classifier), :func:`run_model`:
    when rows are lesions — shuffled with ``seed``;
 2. on each outer training part, searches the classifier's grid (:mod:`.models`) with an inner
    stratified ``inner_folds``-fold split (3, lowered to the training minority count when that is
-   smaller), scoring ROC AUC, and refits the best pipeline on the whole training part — every
-   preprocessing step, feature selection and SMOTE included, is fitted here and nowhere else;
+   smaller; by patient for lesions), scoring ROC AUC, and refits the best pipeline on the whole
+   training part — every preprocessing step, feature selection and SMOTE included, is fitted here
+   and nowhere else;
 3. predicts the outer test part; the out-of-fold probabilities of all parts are pooled.
+
+The models of one (strategy, selector) run together (:func:`run_model_group`): the steps before the
+classifier are fitted once per split and shared by every classifier and grid point
+(:mod:`.nested_cv`), and memoised in ``<folder>/cache``.
 
 :func:`run_study` runs every model of the study in parallel — local processes or a Dask cluster,
 through the shared engine of ``SIRTDosimetryLib.parallel`` — and saves each model's out-of-fold
@@ -31,22 +36,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+from joblib import Memory
+from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, write_json_atomic
 from SIRTDosimetryLib.provenance import to_jsonable
 
+from .best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER, StudyNull, permuted_labels, sequential_done
 from .features import SELECTORS
 from .labels import Cohort
 from .metrics import METRICS, auc_score, bootstrap_metrics, delong_test
-from .models import CLASSIFIERS, build_pipeline, param_grid, selected_features
+from .models import CLASSIFIERS, build_pipeline, param_grid
+from .nested_cv import inner_splits, nested_cv_group
 from .strategies import StrategyRules
 
 STUDY_FILE = "study.json"
 MODELS_DIR = "models"
+CACHE_DIR = "cache"
+NULL_DIR = "null"
+NULL_SEED_OFFSET = 7919  # the study-level null's permutations are drawn from their own stream
 MODEL_SCHEMA = "slicer-sirt/response-model/1"
+NULL_SCHEMA = "slicer-sirt/response-null/1"
 
 
 @dataclass(frozen=True)
@@ -124,28 +136,6 @@ class ModelOutcome:
 # --- one model ---------------------------------------------------------------------------------
 
 
-def outer_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    if groups is None:
-        splitter = StratifiedKFold(config.outer_folds, shuffle=True, random_state=config.seed)
-        return list(splitter.split(np.zeros(len(y)), y))
-    splitter = StratifiedGroupKFold(config.outer_folds, shuffle=True, random_state=config.seed)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
-
-
-def inner_splits(config: StudyConfig, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified inner folds; fewer than ``inner_folds`` when the minority class is smaller."""
-    if groups is None:
-        minority = int(np.bincount(y).min())
-    else:
-        minority = min(len(np.unique(groups[y == label])) for label in (0, 1))
-    n_splits = min(config.inner_folds, minority)
-    if n_splits < 2:
-        raise ValueError(f"a training fold has {minority} row(s) of one class; inner cross-validation needs 2")
-    if groups is None:
-        return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    return list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
-
-
 def fit_model(selector: str, classifier: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, config: StudyConfig, seed: int):
     """Grid-search one pipeline with an inner CV on these rows and refit the best; returns (pipeline, params)."""
     pipeline = build_pipeline(
@@ -165,32 +155,42 @@ def fit_model(selector: str, classifier: str, X: np.ndarray, y: np.ndarray, grou
     return search.best_estimator_, to_jsonable(search.best_params_)
 
 
+def run_model_group(
+    strategy: str,
+    selector: str,
+    classifiers: tuple[str, ...],
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    feature_names: list[str],
+    config: StudyConfig,
+    cache_dir: str | Path | None = None,
+) -> list[ModelOutcome]:
+    """Nested cross-validation of one strategy and selector with every classifier; never raises
+    for a failing model (status "failed"). The shared steps' time is spread over the models."""
+    memory = Memory(str(cache_dir), verbose=0) if cache_dir is not None else None
+    results, shared_seconds = nested_cv_group(selector, tuple(classifiers), X, y, groups, config, memory)
+    outcomes = []
+    for classifier, result in results.items():
+        outcome = ModelOutcome(strategy, selector, classifier, status="ok", n_inputs=X.shape[1])
+        outcome.seconds = result.seconds + shared_seconds / len(results)
+        outcome.n_warnings = result.n_warnings
+        if not result.error and not np.all(np.isfinite(result.scores)):
+            result.error = "ValueError: the model predicted non-finite probabilities"
+        if result.error:
+            outcome.status, outcome.error = "failed", result.error
+        else:
+            outcome.scores = [float(v) for v in result.scores]
+            outcome.folds = [int(f) for f in result.folds]
+            outcome.best_params = [to_jsonable(p) for p in result.best_params]
+            outcome.selected_features = [[feature_names[i] for i in columns] for columns in result.selected_columns]
+        outcomes.append(outcome)
+    return outcomes
+
+
 def run_model(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, feature_names: list[str], config: StudyConfig) -> ModelOutcome:
     """Nested cross-validation of one model; never raises for a failing model (status "failed")."""
-    start = time.perf_counter()
-    outcome = ModelOutcome(spec.strategy, spec.selector, spec.classifier, status="ok", n_inputs=X.shape[1])
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1):
-        warnings.simplefilter("always")
-        try:
-            scores = np.full(len(y), np.nan)
-            folds = np.full(len(y), -1)
-            for fold, (train, test) in enumerate(outer_splits(config, y, groups)):
-                train_groups = groups[train] if groups is not None else None
-                model, params = fit_model(spec.selector, spec.classifier, X[train], y[train], train_groups, config, config.seed + 1 + fold)
-                scores[test] = model.predict_proba(X[test])[:, 1]
-                folds[test] = fold
-                outcome.best_params.append(params)
-                outcome.selected_features.append(selected_features(model, feature_names))
-            if not np.all(np.isfinite(scores)):
-                raise ValueError("the model predicted non-finite probabilities")
-            outcome.scores = [float(s) for s in scores]
-            outcome.folds = [int(f) for f in folds]
-        except Exception as exc:  # a model that cannot be fitted is a result, not a crash of the study
-            outcome.status = "failed"
-            outcome.error = f"{type(exc).__name__}: {exc}"
-    outcome.n_warnings = len(caught)
-    outcome.seconds = time.perf_counter() - start
-    return outcome
+    return run_model_group(spec.strategy, spec.selector, (spec.classifier,), X, y, groups, feature_names, config)[0]
 
 
 # --- the study ---------------------------------------------------------------------------------
@@ -236,6 +236,8 @@ def _prepare_folder(folder: Path, cohort: Cohort, config: StudyConfig, overwrite
             if not overwrite:
                 raise SIRTInputError(f"{folder} holds a study with other settings or another cohort; choose another folder or pass --overwrite")
             shutil.rmtree(folder / MODELS_DIR, ignore_errors=True)
+            shutil.rmtree(folder / CACHE_DIR, ignore_errors=True)
+            shutil.rmtree(folder / NULL_DIR, ignore_errors=True)
     (folder / MODELS_DIR).mkdir(exist_ok=True)
     write_json_atomic(study_file, header)
 
@@ -245,11 +247,13 @@ class StudyResult:
     config: StudyConfig
     columns: dict[str, list[str]]  # strategy → input columns
     skipped: dict[str, str]  # strategy → why it was left out
+    unused: dict[str, str]  # column of the table that no strategy of the study uses → why
     outcomes: dict[str, ModelOutcome]
     table: pd.DataFrame
     n_computed: int
     n_reused: int
     seconds: float
+    study_level: dict | None = None  # best-of-many statistics (:mod:`.best_of_many`), set by the caller
 
     def best(self) -> ModelOutcome:
         ok = self.table[self.table["status"] == "ok"]
@@ -268,9 +272,12 @@ def run_study(
     n_jobs: int = 1,
     dask_address: str | None = None,
     overwrite: bool = False,
-    progress: Callable[[ModelOutcome, int, int], None] | None = None,
+    progress: Callable[[ModelOutcome | None, int, int], None] | None = None,
 ) -> StudyResult:
-    """Run (or resume) every model of the study and tabulate the results."""
+    """Run (or resume) every model of the study and tabulate the results.
+
+    ``progress(outcome, models done, models to compute)`` is called once before the first model
+    (``outcome`` None, 0 done) and after each model."""
     start = time.perf_counter()
     folder = Path(folder)
     check_cohort(cohort, config)
@@ -290,16 +297,29 @@ def run_study(
     todo = [spec for spec in specs if spec.id not in outcomes]
     n_reused = len(outcomes)
     matrices = {s: cohort.features[c].to_numpy(dtype=float) for s, c in columns.items()}
-    calls = [(spec, matrices[spec.strategy], cohort.y, groups, columns[spec.strategy], config) for spec in todo]
-    for done, outcome in enumerate(map_unordered(run_model, calls, n_jobs, dask_address), start=1):
-        outcome.fingerprint = fingerprints[outcome.id]
-        store.save(outcome.id, outcome.fingerprint, outcome)
-        outcomes[outcome.id] = outcome
-        if progress is not None:
-            progress(outcome, done, len(todo))
+    tasks: dict[tuple[str, str], list[str]] = {}
+    for spec in todo:
+        tasks.setdefault((spec.strategy, spec.selector), []).append(spec.classifier)
+    cache = folder / CACHE_DIR
+    calls = [
+        (strategy, selector, tuple(classifiers), matrices[strategy], cohort.y, groups, columns[strategy], config, cache)
+        for (strategy, selector), classifiers in tasks.items()
+    ]
+    done = 0
+    if progress is not None:
+        progress(None, 0, len(todo))
+    for group in map_unordered(run_model_group, calls, n_jobs, dask_address):
+        for outcome in group:
+            done += 1
+            outcome.fingerprint = fingerprints[outcome.id]
+            store.save(outcome.id, outcome.fingerprint, outcome)
+            outcomes[outcome.id] = outcome
+            if progress is not None:
+                progress(outcome, done, len(todo))
     ordered = {spec.id: outcomes[spec.id] for spec in specs}
     table = results_table(ordered, cohort, config)
-    return StudyResult(config, columns, skipped, ordered, table, len(todo), n_reused, time.perf_counter() - start)
+    available = [*cohort.features.columns, *cohort.bookkeeping]
+    return StudyResult(config, columns, skipped, rules.unused(available, columns), ordered, table, len(todo), n_reused, time.perf_counter() - start)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -386,14 +406,15 @@ def permutation_check(
 ) -> PermutationCheck:
     """Nested CV of the same model with permuted labels (the whole pipeline, selection included).
 
-    Labels are permuted across rows (per-lesion labels across lesions; patient grouping kept).
+    Labels are permuted across rows (per-lesion data: whole patients' label vectors between
+    patients with as many lesions, :func:`.best_of_many.permuted_labels`).
     The p-value does not account for having picked the best of many models; the null AUCs of
     the best model show what chance alone gives.
     """
     rng = np.random.default_rng(config.seed + 12345)
     X = cohort.features[columns].to_numpy(dtype=float)
     groups = cohort.groups if cohort.grouped else None
-    calls = [(outcome.spec, X, rng.permutation(cohort.y), groups, columns, config) for _ in range(n_permutations)]
+    calls = [(outcome.spec, X, permuted_labels(cohort.y, groups, 1, rng)[:, 0], groups, columns, config) for _ in range(n_permutations)]
     null = [a for a in map_unordered(_permuted_auc, calls, n_jobs, dask_address) if np.isfinite(a)]
     if not null:
         raise SIRTInputError(f"the permutation check of {outcome.id} failed on every permutation")
@@ -404,6 +425,62 @@ def permutation_check(
 def _permuted_auc(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups, columns: list[str], config: StudyConfig) -> float:
     outcome = run_model(spec, X, y, groups, columns, config)
     return auc_score(y, outcome.scores) if outcome.status == "ok" else float("nan")
+
+
+def study_null(
+    cohort: Cohort,
+    result: StudyResult,
+    folder: str | Path,
+    *,
+    max_permutations: int = DEFAULT_PERMUTATIONS,
+    stop_after: int = DEFAULT_STOP_AFTER,
+    n_jobs: int = 1,
+    dask_address: str | None = None,
+    progress: Callable[[int, float | None], None] | None = None,
+) -> StudyNull:
+    """Rerun every model of ``result`` on permuted labels until the sequential p-value is settled.
+
+    Each rerun is the whole search (nested CV and all); its best AUC is one draw of the null of the
+    study's best (:mod:`.best_of_many`). Permutations are drawn from the study seed, and each
+    rerun's best is saved to ``<folder>/null/permutation_<n>.json`` so an interrupted null resumes.
+    ``progress(permutations done, best AUC of the last)`` is called before the first and after each.
+    """
+    start = time.perf_counter()
+    ok = result.table[result.table["status"] == "ok"]
+    if ok.empty:
+        raise SIRTInputError("no model of the study could be fitted; there is no best model to test")
+    observed = float(ok["auc"].iloc[0])
+    groups = cohort.groups if cohort.grouped else None
+    tasks: dict[tuple[str, str], list[str]] = {}
+    for outcome in result.outcomes.values():
+        tasks.setdefault((outcome.strategy, outcome.selector), []).append(outcome.classifier)
+    matrices = {s: cohort.features[c].to_numpy(dtype=float) for s, c in result.columns.items()}
+    models = sorted(o.fingerprint or o.id for o in result.outcomes.values())
+    store = ResultStore(Path(folder) / NULL_DIR, NULL_SCHEMA)
+    rng = np.random.default_rng(result.config.seed + NULL_SEED_OFFSET)
+    null_best: list[float] = []
+    if progress is not None:
+        progress(0, None)
+    while not sequential_done(null_best, observed, stop_after, max_permutations):
+        y = permuted_labels(cohort.y, groups, 1, rng)[:, 0]
+        name, key = f"permutation_{len(null_best):04d}", task_key({"models": models, "labels": y.tolist()})
+        saved = store.load(name, key)
+        if isinstance(saved, dict) and "best_auc" in saved:
+            best = float(saved["best_auc"])
+        else:
+            calls = [
+                (strategy, selector, tuple(classifiers), matrices[strategy], y, groups, result.columns[strategy], result.config)
+                for (strategy, selector), classifiers in tasks.items()
+            ]
+            aucs = [auc_score(y, o.scores) for group in map_unordered(run_model_group, calls, n_jobs, dask_address) for o in group if o.status == "ok"]
+            if not aucs:
+                raise SIRTInputError("no model could be fitted on permuted labels; the study-level null cannot be computed")
+            best = float(np.nanmax(aucs))
+            store.save(name, key, {"best_auc": best, "n_models": len(aucs)})
+        null_best.append(best)
+        if progress is not None:
+            progress(len(null_best), best)
+    return StudyNull(len(ok), observed, np.array(null_best), max_permutations, stop_after, time.perf_counter() - start)
 
 
 def refit(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConfig):
@@ -419,13 +496,21 @@ def refit(spec: ModelSpec, cohort: Cohort, columns: list[str], config: StudyConf
         return fit_model(spec.selector, spec.classifier, X, cohort.y, groups, config, config.seed)
 
 
-def cv_metrics(table: pd.DataFrame, model_id: str, config: StudyConfig) -> dict:
-    """The cross-validated metrics of one model with their intervals, for its model card."""
+def cv_metrics(table: pd.DataFrame, model_id: str, config: StudyConfig, study_level: dict | None = None) -> dict:
+    """The cross-validated metrics of one model with their intervals, for its model card.
+
+    ``study_level`` (the best-of-many statistics of the study) is added with whether this model is
+    the study's best, the one those numbers are about.
+    """
     row = table.set_index("model_id").loc[model_id]
     metrics = {name: {"value": float(row[name]), "ci_low": float(row[f"{name}_ci_low"]), "ci_high": float(row[f"{name}_ci_high"])} for name in METRICS}
-    return {
+    card = {
         "validation": f"{config.outer_folds}-fold nested cross-validation ({config.inner_folds}-fold inner grid search), pooled out-of-fold predictions",
         "confidence_intervals": f"{config.ci_level:.0%} percentile bootstrap, {config.n_bootstrap} samples",
         "seed": config.seed,
         **metrics,
     }
+    if study_level is not None:
+        ok = table[table["status"] == "ok"]
+        card["study_level"] = {**study_level, "this_model_is_the_study_best": bool(len(ok) and ok.iloc[0]["model_id"] == model_id)}
+    return card

@@ -14,27 +14,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .strategies import SOURCES
+from SIRTDosimetryLib.analysis.constraints import QUANTITIES
+from SIRTDosiomicsLib.naming import SOURCES, STANDARD_STRUCTURES, clinical_column, dvc_column, feature_column, parse_column
 
 _IMAGES = ("ct", "spect", "dose", "bed")
 _CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "shape")
-_STRUCTURES = ("tumour", "npl", "wnl")
-CLINICAL = ("clinical_age", "clinical_afp", "clinical_bilirubin", "clinical_albumin", "clinical_child_pugh")
-SIGNAL_COLUMNS = ("y90_dose_tumour_firstorder_Feature0", "y90_dvc_tumour_dose_mean_gy")
+CLINICAL = tuple(clinical_column(name) for name in ("age", "afp", "bilirubin", "albumin", "child pugh"))
+SIGNAL_COLUMNS = (feature_column("y90", "dose", "tumour", "firstorder", "Feature0"), dvc_column("y90", "tumour", "dose_mean_gy"))
 
 
 def _column_names(n_features: int) -> list[str]:
     n_dvc_per_quantity = max(2, n_features // 50)
-    dvc = [f"{s}_dvc_tumour_{q}_v{i}_pct" for s in SOURCES for q in ("dose", "bed") for i in range(n_dvc_per_quantity)]
+    dvc = [dvc_column(s, "tumour", f"{q}_v{i}_pct") for s in SOURCES for q in QUANTITIES for i in range(n_dvc_per_quantity)]
     for s in SOURCES:
-        dvc[dvc.index(f"{s}_dvc_tumour_dose_v0_pct")] = f"{s}_dvc_tumour_dose_mean_gy"
+        dvc[dvc.index(dvc_column(s, "tumour", "dose_v0_pct"))] = dvc_column(s, "tumour", "dose_mean_gy")
     n_image = max(len(SOURCES) * len(_IMAGES), n_features - len(dvc) - len(CLINICAL))
     image_groups = [(s, img) for s in SOURCES for img in _IMAGES]
     names = []
     for g, (source, image) in enumerate(image_groups):
         count = n_image // len(image_groups) + (g < n_image % len(image_groups))
-        names += [f"{source}_{image}_{_STRUCTURES[i % 3]}_{_CLASSES[i % 7]}_Feature{i}" for i in range(count)]
+        names += [feature_column(source, image, STANDARD_STRUCTURES[i % 3], _CLASSES[i % 7], f"Feature{i}") for i in range(count)]
     return names + dvc + list(CLINICAL)
+
+
+def _family(name: str) -> str:
+    """The latent-factor family of a column: its source and image (``maa_ct``, ``y90_dvc``) or clinical name."""
+    column = parse_column(name)
+    if column.kind == "clinical":
+        return f"clinical_{column.name.split('_')[0]}"
+    return f"{column.source}_{column.image or 'dvc'}"
 
 
 def synthetic_cohort(
@@ -57,7 +65,7 @@ def synthetic_cohort(
     y = np.zeros(n_patients, dtype=int)
     y[rng.choice(n_patients, n_responders, replace=False)] = 1
     values = np.zeros((n_patients, len(names)))
-    family = ["_".join(n.split("_")[:2]) for n in names]  # maa_ct, y90_dvc, clinical_age, ...
+    family = [_family(n) for n in names]  # maa_ct, y90_dvc, clinical_age, ...
     for prefix in sorted(set(family)):
         idx = [i for i, f in enumerate(family) if f == prefix]
         factors = rng.normal(size=(n_patients, n_factors))

@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"note: {result.lung_dose_note}")
     for warning in [*preset_half_life_warnings(args.bed_params, result.nuclide.half_life_h), *result.warnings]:
         print(f"warning: {warning}")
+    if args.rtdose and not args.activity.is_dir():
+        print("note: the activity is not a DICOM series, so the RT Dose files have a new study and frame of reference "
+              "and no patient identity; 'sirt export --reference SERIES' places them with the source images")
     print(f"wrote {args.output}")
     return 0
 

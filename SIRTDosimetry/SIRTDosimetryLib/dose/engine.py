@@ -219,6 +219,22 @@ def _weighted_stats(values: np.ndarray, structure: Structure) -> tuple[float, fl
     return float(total / weight), float(low), float(high)
 
 
+def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
+    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
+    name = lambda n: segmentation.segment(n).name  # noqa: E731
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
+        radiobiology={name(k): v for k, v in params.radiobiology.items()},
+        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
+
+
 def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
                           liver: list[str], values: np.ndarray) -> list[str]:
     """More activity in the image than administered; too much of it outside the liver (see ``plausibility``).
@@ -255,24 +271,10 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
 def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
     """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
     resolved to the segmentation's names."""
-    segments = tuple(select_segments(params.segments, names)) if params.segments is not None else None
+    segments = None
+    if params.segments is not None:  # in the order given: the summary's rows follow it
+        segments = tuple(dict.fromkeys(n for pattern in params.segments for n in select_segments([pattern], names)))
     return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
-
-
-def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
-    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
-    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
-    name = lambda n: segmentation.segment(n).name  # noqa: E731
-    calibration = params.calibration
-    if isinstance(calibration, RelativeCalibration):
-        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
-    return replace(
-        params,
-        calibration=calibration,
-        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
-        radiobiology={name(k): v for k, v in params.radiobiology.items()},
-        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
-    )
 
 
 def compute_dose(
@@ -351,6 +353,9 @@ def compute_dose(
         mc = run_monte_carlo(tia_bq_s(), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
                              tuple(reversed(reference.GetSpacing())), mc_settings, masks["target"], masks["liver"], progress, cancel)
         dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
+        if mc.activity_outside_box_fraction > 0.01:
+            warnings.append(f"Monte Carlo: {100 * mc.activity_outside_box_fraction:.1f} % of the activity lies in voxels below "
+                            "0.1 % of the maximum outside the transport box and gives no dose")
     else:  # "vsv", for Y-90 only (DoseParameters checks both)
         from .kernels import kernel_for_grid
         from .vsv import density_corrected, vsv_dose_gy

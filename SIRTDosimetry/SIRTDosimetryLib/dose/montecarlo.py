@@ -46,6 +46,10 @@ MARGIN_WATER_MM = 12.0
 """Transport region around the activity: the 90Y beta range in water (CSDA 11 mm), scaled by the
 lowest density around it (at least 0.25 g/mL, normal lung), so that lung dose is not cut off."""
 
+BOX_ACTIVITY_FRACTION = 1e-3
+"""Voxels below this fraction of the hottest voxel do not widen the transport box: a SPECT's noise
+puts some activity in every voxel. The activity left outside the box is reported, never rescaled."""
+
 WORKER_MODULE = "SIRTDosimetryLib.dose.mc_worker"
 POLL_S = 0.2
 
@@ -101,6 +105,7 @@ class MCDose:
     wall_seconds: float
     settings: MCSettings
     materials: dict[str, int] = field(default_factory=dict)  # material -> voxels in the transport region
+    activity_outside_box_fraction: float = 0.0  # activity not transported (below BOX_ACTIVITY_FRACTION, outside the box)
 
     @property
     def cpu_seconds_per_million_decays(self) -> float:
@@ -116,8 +121,9 @@ def mc_available() -> tuple[bool, str]:
 
 
 def transport_box(tia: np.ndarray, density: np.ndarray, spacing_mm_zyx: tuple[float, float, float]) -> tuple[slice, ...]:
-    """The activity's bounding box plus the beta range at the lowest density on the grid."""
-    nonzero = np.nonzero(tia > 0)
+    """The bounding box of the activity above ``BOX_ACTIVITY_FRACTION`` of its maximum, plus the beta
+    range at the lowest density on the grid."""
+    nonzero = np.nonzero(tia >= BOX_ACTIVITY_FRACTION * float(tia.max())) if tia.max() > 0 else (np.array([]),)
     if not nonzero[0].size:
         raise SIRTInputError("the activity image holds no activity: nothing to transport")
     margin_mm = MARGIN_WATER_MM / max(float(np.min(density)), 0.25)
@@ -242,7 +248,8 @@ def run_monte_carlo(
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     mean, sigma = acc.mean_and_sigma()
-    decays_represented = float(tia.sum())
+    decays_represented = float(tia[box].sum())
+    outside = 1.0 - decays_represented / float(tia.sum())
     dose = np.zeros(tia.shape, dtype=np.float32)
     dose[box] = mean * EV_PER_G_TO_GY * decays_represented
     relative = np.full(tia.shape, np.nan, dtype=np.float32)
@@ -252,6 +259,7 @@ def run_monte_carlo(
         dose_gy=dose, relative_uncertainty=relative, decays_simulated=acc.decays, decays_represented=decays_represented,
         seed_pairs=acc.seed_pairs, achieved_uncertainty=_uncertainty(mean, sigma, target_box),
         cpu_seconds=acc.cpu_seconds, wall_seconds=time.perf_counter() - start, settings=settings, materials=materials,
+        activity_outside_box_fraction=outside,
     )
 
 
@@ -344,4 +352,5 @@ def mc_record(result: MCDose) -> dict:
         "cpu_seconds": result.cpu_seconds,
         "wall_seconds": result.wall_seconds,
         "materials_voxels": result.materials,
+        "activity_outside_box_fraction": result.activity_outside_box_fraction,
     }

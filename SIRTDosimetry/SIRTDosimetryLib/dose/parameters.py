@@ -143,7 +143,7 @@ def build_dose_parameters(
         )
     else:
         if administered_activity_gbq is None:
-            raise SIRTInputError("relative calibration needs the administered activity (GBq)")
+            raise SIRTInputError("relative calibration needs the administered activity in GBq (administered_activity_gbq)")
         calibration = RelativeCalibration(
             administered_activity_bq=to_number(administered_activity_gbq, "administered activity") * 1e9,
             calibration_voi=_names(calibration_voi) or DEFAULT_CALIBRATION_VOI,

@@ -62,9 +62,7 @@ DOSE_QUANTITIES: dict[str, DoseQuantity] = {
 given LQ parameters; RT Dose has no NaN, so those voxels are written as 0 and the description says so."""
 
 
-def rtdose_dataset(
-    image: sitk.Image, quantity: str, identity: DicomIdentity | None = None, series_number: int = 1
-) -> FileDataset:
+def rtdose_dataset(image: sitk.Image, quantity: str, identity: DicomIdentity | None = None) -> FileDataset:
     """An RT Dose dataset holding ``image`` (values in Gy) as the map ``quantity`` (a DOSE_QUANTITIES key)."""
     if quantity not in DOSE_QUANTITIES:
         raise SIRTInputError(f"unknown dose map {quantity!r}; expected one of {', '.join(DOSE_QUANTITIES)}")
@@ -92,7 +90,7 @@ def rtdose_dataset(
         ds.StudyInstanceUID = generate_uid()
     ds.Modality = "RTDOSE"
     ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesNumber = series_number
+    ds.SeriesNumber = 1
     ds.SeriesDescription = description
     ds.OperatorsName = ""
     ds.FrameOfReferenceUID = (identity.frame_of_reference_uid if identity else None) or generate_uid()

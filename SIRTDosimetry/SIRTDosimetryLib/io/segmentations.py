@@ -145,6 +145,8 @@ def write_segmentation(segmentation: Segmentation, path: str | Path) -> None:
     layer, label value), so the file opens in Slicer and in :func:`read_segmentation` alike.
     All layers must share one grid.
     """
+    import nrrd  # here, not at import, as in read_segmentation
+
     first = segmentation.layers[0]
     for layer in segmentation.layers[1:]:
         if (layer.GetSize(), layer.GetSpacing(), layer.GetOrigin(), layer.GetDirection()) != (
@@ -186,8 +188,6 @@ def write_segmentation(segmentation: Segmentation, path: str | Path) -> None:
             f"Segment{index}_LabelValue": str(segment.label_value),
             f"Segment{index}_Tags": "|",
         }
-    import nrrd  # here, not at import (see read_segmentation)
-
     data = np.stack(arrays, axis=-1) if several else arrays[0]  # C order (z, y, x[, layer]) = file order ([layer,] x, y, z)
     nrrd.write(str(path), data.astype(dtype, copy=False), header, index_order="C")
 

@@ -99,7 +99,7 @@ GUI_LABELS: dict[str, str] = {
     "--camera-factor-cps-per-mbq": "'Camera factor'",
     "--acquisition-duration-s": "'Acquisition duration'",
     "--administered-activity-gbq": "'Administered activity'",
-    "the administered activity (GBq)": "'Administered activity'",  # the dose-parameter builder's wording
+    "the administered activity in GBq (administered_activity_gbq)": "the administered activity ('Administered activity', GBq)",  # the builder's wording
     "--lung-shunt-fraction": "'Lung shunt fraction'",
     "--residual-fraction": "'Residual fraction'",
     "--calibration-voi": "'Calibration VOI'",

@@ -36,8 +36,9 @@ from ..errors import SIRTInputError
 from ..io.volumes import ActivityImage, check_units
 from ..provenance import to_jsonable
 from ..vocabulary import NORMAL_LIVER, OTHER, TUMOUR
-from . import convert, derived_segments, outputs, treatment_planning, view
+from . import convert, derived_segments, outputs, view
 from .background import OperationCancelled, inline
+from .treatment_planning import CONVENTIONAL_LUNG_MASS_G
 
 ProgressCallback = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``."""
@@ -156,6 +157,8 @@ class DoseSettings:
                 + [f"{name}=tumour" for name in self.tumour_segments],
                 hu_density_table=self.hu_density_table.strip() or None,
                 segments=self.segments,
+                # the lung dose of the results (partition model) with the conventional lung mass
+                lung_mass_g=CONVENTIONAL_LUNG_MASS_G if relative and self.lung_shunt_fraction > 0 and not self.lungs_in_voi else None,
             )
         except SIRTInputError as exc:  # the builder's validation, reworded for the GUI's controls
             from .defaults import in_gui_words
@@ -426,10 +429,6 @@ def compute_dose_from_nodes(
             summary["inputs"] = inputs
             if derived_computation is not None:
                 summary["derived_segments"] = [s.record for s in derived_computation.structures]
-            lung_gy = treatment_planning.lung_dose_gy(params.calibration)
-            if lung_gy is not None:  # the shunted activity is outside the image: partition model
-                summary["lungs"] = {"dose_mean_gy": lung_gy, "mass_g": treatment_planning.CONVENTIONAL_LUNG_MASS_G,
-                                    "method": "partition model: D = E A (1 - R) LSF / m_lung (Ho et al. 1996)"}
             return summary
 
         out = add_result_nodes(
@@ -488,7 +487,7 @@ def add_result_nodes(
         eqd2_node = eqd2_node or previous.get("eqd2")
     dose = _output_volume(scene, dose_node, f"{base} dose (Gy)", result.dose_gy, activity_node)
     dose_array = sitk.GetArrayViewFromImage(result.dose_gy)
-    tumours = [result.structures[s.name].weights for s in result.segments if structure_role(s.name, params) == "tumour"]
+    tumours = [result.structures[s.name].weights for s in result.segments if structure_role(s.name, params) == TUMOUR]
     table = outputs.dose_color_table(scene)
     window_max_gy = view.clinical_window_max_gy(dose_array, tumours, display_reference_gy)
     outputs.setup_dose_display(dose, window_max_gy, display_threshold_gy, table)

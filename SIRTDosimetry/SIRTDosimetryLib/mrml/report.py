@@ -57,3 +57,32 @@ def write_report_for_dose_node(dose_node, output: str | Path, patient_id: str, c
     content.figures = dose_figures(dose_view_from_nodes(dose_node, summary), content.label, case, tuple(isodose_levels_gy),
                                    DEFAULT_TUMOUR_PATTERNS)
     return write_report(content, Path(output), overwrite=overwrite)
+
+
+def ask_and_write_report(dose_node) -> Path | None:
+    """The module's Report button: ask for a folder and the patient ID, write the report and open it.
+
+    Returns the HTML file, or None when there is no dose map, the user cancels or the input is refused
+    (said in a message box). Needs the Slicer application (Qt).
+    """
+    import qt
+    import slicer
+    from slicer.i18n import tr as _
+
+    title = _("SIRT Dosimetry")
+    if dose_node is None:
+        slicer.util.errorDisplay(_("Compute or select a dose map first."), windowTitle=title)
+        return None
+    window = slicer.util.mainWindow()
+    folder = qt.QFileDialog.getExistingDirectory(window, _("Folder for report.html and report.pdf"))
+    patient_id = qt.QInputDialog.getText(window, _("Patient report"), _("Patient ID:")) if folder else ""
+    if not folder or not patient_id:
+        return None
+    try:
+        with slicer.util.WaitCursor():
+            written = write_report_for_dose_node(dose_node, folder, patient_id)
+    except SIRTInputError as exc:
+        slicer.util.errorDisplay(str(exc), windowTitle=title)
+        return None
+    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(written[0])))
+    return written[0]

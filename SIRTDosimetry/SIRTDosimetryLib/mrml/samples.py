@@ -9,7 +9,9 @@ registers each patient with Sample Data (``SAMPLE_PATIENTS``); the files ship wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..data import SAMPLES_DIR
 from ._vtk import slicer_module
@@ -72,3 +74,16 @@ def load_sample_patient(scene, key: str):
         item = hierarchy.GetItemByDataNode(node) or hierarchy.CreateItem(study, node)
         hierarchy.SetItemParent(item, study)
     return volume, segmentation
+
+
+def register_with_sample_data(icons_dir: str | Path, scene: Callable[[], object]) -> None:
+    """Register every sample patient with Slicer's Sample Data module; loading one calls
+    ``load_sample_patient(scene(), key)`` (thumbnails ``<icons_dir>/<key>.png``)."""
+    import SampleData  # Slicer's module
+
+    for patient in SAMPLE_PATIENTS:
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=SAMPLE_CATEGORY, sampleName=patient.key, uris=[], fileNames=[], nodeNames=[patient.activity_name],
+            thumbnailFileName=str(Path(icons_dir) / f"{patient.key}.png"),
+            customDownloader=lambda source, key=patient.key: list(load_sample_patient(scene(), key)),
+        )

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.planning import PartitionInputs, PartitionPlan, limits_for, measure_maa, plan_partition
-from ..dose.calibration import RelativeCalibration
 from ..errors import SIRTInputError
-from ..nuclides import DENSITY_LUNG_G_PER_ML, DENSITY_SOFT_TISSUE_G_PER_ML, Y90
+from ..nuclides import DENSITY_LUNG_G_PER_ML, DENSITY_SOFT_TISSUE_G_PER_ML
 from . import convert
 
 CONVENTIONAL_LUNG_MASS_G = 1000.0
-"""Lung mass assumed when no lung segment is given (Ho et al., Eur J Nucl Med 1996;23:947)."""
+"""Lung mass assumed when no lung segment is given, for the plan and for the lung dose of a relative
+calibration in the module (Ho et al., Eur J Nucl Med 1996;23:947)."""
 
 def _measure(activity_node, segmentation_node, tumours=(), perfused=None, whole_liver=None, lung=None, clamp_negative=False):
     names = [n for n in (*tumours, perfused, whole_liver, lung) if n]
@@ -93,14 +93,3 @@ def plan_text(plan: PartitionPlan) -> str:
     lines += [f"Exceeds: {w}" for w in plan.warnings]
     lines += [f"Assumed: {a}" for a in plan.assumptions]
     return "\n".join(lines)
-
-
-def lung_dose_gy(calibration, lung_mass_g: float = CONVENTIONAL_LUNG_MASS_G) -> float | None:
-    """Mean lung dose of a relative calibration with a lung shunt: D_L = E A (1 - R) LSF / m_L
-    (partition model, E = 49.67 J/GBq; Ho et al. 1996), None when there is no shunt to the lungs outside
-    the image's VOI."""
-    if not isinstance(calibration, RelativeCalibration) or calibration.lungs_in_voi or calibration.lung_shunt_fraction <= 0:
-        return None
-    activity_gbq = calibration.administered_activity_bq / 1e9
-    lung_gbq = activity_gbq * (1 - calibration.residual_fraction) * calibration.lung_shunt_fraction
-    return Y90.energy_per_activity_j_per_gbq * lung_gbq / (lung_mass_g / 1000.0)

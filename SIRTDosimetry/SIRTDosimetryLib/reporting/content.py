@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..analysis.planning import PartitionInputs, partition_doses
+from ..dose.plausibility import lung_dose_partition_gy
 from ..errors import SIRTInputError
+from ..nuclides import radionuclide
 from ..provenance import software_versions
 from .figures import ReportFigure
 
@@ -155,19 +156,20 @@ def constraints_tables(constraints: dict) -> list[Table]:
 def lung_table(summary: dict, constraints: dict | None, plan: dict | None) -> Table | None:
     """Lung shunt fraction and lung dose, from whatever the outputs hold."""
     rows = []
-    lungs = [s for s in summary["segments"] if "lung" in s["name"].lower()]
-    for s in lungs:
-        rows.append((f"mean dose, segment {s['name']}", _number(s["dose_mean_gy"]), "dose map"))
+    lung = summary.get("lung")
+    if lung:
+        origin = f"segment {lung['segment']}" if lung["method"] == "segment" else f"partition model, {lung['lung_mass_g']:g} g lungs"
+        rows.append(("lung dose (Gy)", _number(lung["dose_gy"]), f"dose summary: {origin}"))
     patient = (constraints or {}).get("patient", {})
     lsf, activity = patient.get("lsf"), patient.get("injected_activity_gbq")
     if lsf is not None:
         rows.append(("lung shunt fraction", _number(lsf, 3), patient.get("lsf_method", "")))
     if activity is not None:
         rows.append(("injected activity (GBq)", _number(activity, 2), "given"))
-    if lsf is not None and activity is not None and not lungs:
-        inputs = PartitionInputs(0.0, 1000.0, 1.0, lsf, lung_mass_g=CONVENTIONAL_LUNG_MASS_G)
-        rows.append(("lung dose (Gy)", _number(partition_doses(inputs, activity).lung_gy),
-                     f"MIRD: A x LSF x 49.67 J/GBq / {CONVENTIONAL_LUNG_MASS_G:g} g lungs"))
+    if lsf is not None and activity is not None and not lung:
+        nuclide = radionuclide(summary["provenance"]["parameters"].get("radionuclide") or "y90")
+        gy = lung_dose_partition_gy(activity * 1e9, lsf, 0.0, CONVENTIONAL_LUNG_MASS_G, nuclide)
+        rows.append(("lung dose (Gy)", _number(gy), f"partition model: A x LSF x E / {CONVENTIONAL_LUNG_MASS_G:g} g lungs"))
     if plan and plan.get("doses", {}).get("lung_gy") is not None:
         rows.append(("lung dose of the plan (Gy)", _number(plan["doses"]["lung_gy"]), f"plan ({plan.get('method')})"))
     return Table("Lung shunt and lung dose", ("item", "value", "origin"), tuple(rows)) if rows else None

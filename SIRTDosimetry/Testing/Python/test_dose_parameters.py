@@ -27,7 +27,7 @@ def test_cli_gui_and_manifest_build_the_same_parameters():
         "--mode", "relative", "--administered-activity-gbq", "1.8", "--lung-shunt-fraction", "0.06",
         "--calibration-voi", "perfused", "--method", "vsv", "--segment-density", "lungs=0.3",
         "--bed-params", "liver=normal_liver", "--bed-params", "Tumor 1=tumour", "--segments", "liver,Tumor 1",
-        "--half-life-h", "64.2",
+        "--half-life-h", "64.2", "--lung-mass-g", "1000",
     )
     gui = DoseSettings(
         calibration_mode="relative", administered_activity_gbq=1.8, lung_shunt_fraction=0.06, calibration_voi=["perfused"],
@@ -37,9 +37,9 @@ def test_cli_gui_and_manifest_build_the_same_parameters():
     manifest = dose_parameters_from_mapping({
         "administered_activity_gbq": "1.8", "lung_shunt_fraction": 0.06, "calibration_voi": "perfused", "method": "vsv",
         "segment_densities": {"lungs": 0.3}, "radiobiology": {"liver": "normal_liver", "Tumor 1": "tumour"},
-        "segments": ["liver", "Tumor 1"], "half_life_h": 64.2,
+        "segments": ["liver", "Tumor 1"], "half_life_h": 64.2, "lung_mass_g": 1000,
     })
-    assert cli == gui == manifest
+    assert cli == gui == manifest  # the module gives the conventional 1000 g lung mass itself when a shunt is set
     assert cli.calibration == RelativeCalibration(1.8e9, ("perfused",), lung_shunt_fraction=0.06)
     assert cli.radiobiology == {"liver": NORMAL_LIVER_CHIESA_2015, "Tumor 1": TUMOUR_CHIESA_2015}
     assert list(cli.radiobiology) == ["liver", "Tumor 1"]  # painting order kept
@@ -80,7 +80,7 @@ def test_dose_parameters_refuse_bad_values_when_made(kwargs, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="relative"), "needs the administered activity"),
+        (dict(mode="relative"), "needs the administered activity in GBq \\(administered_activity_gbq\\)"),
         (dict(mode="relativ"), "unknown calibration mode"),
         (dict(units="bq_per_ml", scan_time="yesterday", administration_time="2024-05-02"), "scan time: 'yesterday'"),
         (dict(units="bq_per_ml", radiobiology=["liver=banana"]), "preset"),

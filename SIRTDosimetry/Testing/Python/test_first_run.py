@@ -66,7 +66,7 @@ def test_first_apply_on_patient_2_asks_in_gui_words_then_computes(samples):
     volume, segmentation = patients["SIRTPatient2MAASPECT"]
     settings = first_apply(volume, segmentation)
     assert (settings.units, settings.calibration_mode, settings.calibration_voi) == ("counts", "relative", ["liver"])
-    with pytest.raises(SIRTInputError, match="relative calibration needs 'Administered activity'$"):
+    with pytest.raises(SIRTInputError, match=r"^relative calibration needs the administered activity \('Administered activity', GBq\)$"):
         settings.to_parameters()
     before = scene.GetNumberOfNodes()
     with pytest.raises(SIRTInputError) as negative:

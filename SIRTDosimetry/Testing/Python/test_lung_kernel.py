@@ -9,7 +9,6 @@ from SIRTDosimetryLib.dose.kernels import build_kernel_from_dpk
 from SIRTDosimetryLib.dose.lung_kernel import LADDER_RATIO, density_ladder, ladder_weights, vsv_lung_dose_gy
 from SIRTDosimetryLib.dose.mc_materials import MC_MATERIALS, material_indices
 from SIRTDosimetryLib.dose.vsv import density_corrected, vsv_dose_gy
-from SIRTDosimetryLib.testing.mc_phantoms import liver_lung_slab
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -63,6 +62,16 @@ def test_materials_follow_density_and_liver_segments():
     liver = np.array([True] * 6)
     names = [MC_MATERIALS[i].name for i in material_indices(density, liver)]
     assert names == ["air", "lung", "adipose", "liver", "liver", "bone"]
+
+
+def test_transport_box_ignores_faint_activity_for_its_extent():
+    """A SPECT's noise must not stretch the Monte Carlo box over the whole grid."""
+    from SIRTDosimetryLib.dose.montecarlo import transport_box
+
+    tia = np.full((40, 40, 40), 1e-5)
+    tia[18:22, 18:22, 18:22] = 1.0
+    box = transport_box(tia, np.ones(tia.shape), (4.0, 4.0, 4.0))
+    assert [(b.start, b.stop) for b in box] == [(15, 25)] * 3  # 12 mm = 3 voxels around the hot cube
 
 
 @pytest.mark.parametrize("material", [m for m in MC_MATERIALS if m.composition])

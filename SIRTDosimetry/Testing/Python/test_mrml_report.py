@@ -40,10 +40,12 @@ def test_report_for_a_dose_node(scene, tmp_path):
 
     with pytest.raises(SIRTInputError, match="patient ID"):
         write_report_for_dose_node(out.dose_node, tmp_path, " ")
-    written = write_report_for_dose_node(out.dose_node, tmp_path, "SYN-1", "90Y verification", (50.0, 100.0))
+    # LDM: 4e5 Bq/mL x 92.5 h mean life x 0.9336 MeV / 1.03 g/mL = 19 Gy in the lesion
+    written = write_report_for_dose_node(out.dose_node, tmp_path, "SYN-1", "90Y verification", (5.0, 10.0, 50.0))
     assert sorted(p.name for p in written) == ["report.html", "report.pdf"]
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert re.findall(r"<figure id='([^']+)' data-legend='50 Gy; 100 Gy[^']*; liver; Lesion A'", page) == ["slices_lesion_a", "mip"]
+    legend = "5 Gy; 10 Gy; 50 Gy (not reached); liver; Lesion A"
+    assert re.findall(rf"<figure id='([^']+)' data-legend='{re.escape(legend)}'", page) == ["slices_lesion_a", "mip"]
     assert "patient SYN-1 | 90Y verification |" in page and "Lesion A" in page
     with pytest.raises(SIRTInputError, match="already exists"):
         write_report_for_dose_node(out.dose_node, tmp_path, "SYN-1")

@@ -130,7 +130,6 @@ def test_relative_calibration_bad_input_refused_when_made(kwargs, message):
         (dict(units="bq_per_ml", camera_factor_cps_per_mbq=10.0), "count images"),
         (dict(units="counts", camera_factor_cps_per_mbq=-1.0), "camera factor"),
         (dict(units="uci_per_ml"), "unknown image units"),
-        (dict(units="bq_per_ml", administration_time=datetime(2024, 5, 2)), "both"),
         (dict(units="bq_per_ml", administration_time=datetime(2024, 5, 2), scan_time=datetime(2024, 5, 1)), "before"),
     ],
 )

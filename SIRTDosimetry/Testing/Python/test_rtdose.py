@@ -180,3 +180,18 @@ def test_export_of_a_map_file(tmp_path: Path, capsys) -> None:
     assert "not on the grid of the DICOM series" in capsys.readouterr().err
     # an existing output is never overwritten without --overwrite
     assert main(["export", str(tmp_path / "eqd2.nrrd"), "--quantity", "eqd2_gy", "--output", str(tmp_path / "out")]) == 2
+
+
+def test_dose_from_a_nrrd_activity_with_rtdose(tmp_path: Path, capsys) -> None:
+    activity = dose_image(oblique_flipped()) * 1e4  # Bq/mL
+    sitk.WriteImage(activity, str(tmp_path / "activity.nrrd"))
+    labels = sitk.Image(activity.GetSize(), sitk.sitkUInt8)
+    labels.CopyInformation(activity)
+    labels[1:8, 1:6, 1:5] = 1
+    sitk.WriteImage(labels, str(tmp_path / "labels.nrrd"))
+    command = ["dose", "--activity", str(tmp_path / "activity.nrrd"), "--segmentation", str(tmp_path / "labels.nrrd"),
+               "--mode", "absolute", "--units", "bq_per_ml", "--rtdose", "--output", str(tmp_path / "out")]
+    assert main(command) == 0
+    assert "no patient identity" in capsys.readouterr().out
+    assert pydicom.dcmread(tmp_path / "out" / "dose_gy.dcm").PatientID == ""
+    assert_same_map(read_rtdose(tmp_path / "out" / "dose_gy.dcm"), sitk.ReadImage(str(tmp_path / "out" / "dose_gy.nrrd")))

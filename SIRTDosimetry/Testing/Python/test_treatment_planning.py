@@ -12,13 +12,11 @@ if not hasattr(slicer, "vtkMRMLScene"):
     pytest.skip("the slicer-core wheel is not installed", allow_module_level=True)
 
 from SIRTDosimetryLib.analysis.constraints import lung_shunt_fraction_planar  # noqa: E402
-from SIRTDosimetryLib.dose.calibration import RelativeCalibration  # noqa: E402
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings, compute_dose_from_nodes  # noqa: E402
 from SIRTDosimetryLib.mrml.samples import load_sample_patient  # noqa: E402
 from SIRTDosimetryLib.mrml.treatment_planning import (  # noqa: E402
     PlanRequest,
-    lung_dose_gy,
     plan_from_nodes,
     plan_text,
     spect_lung_shunt_fraction,
@@ -39,13 +37,6 @@ def patient2():
 def test_planar_geometric_mean():
     # GM lung = sqrt(100 x 400) = 200, GM liver = sqrt(900 x 1600) = 1200
     assert lung_shunt_fraction_planar(100, 400, 900, 1600) == pytest.approx(200 / 1400)
-
-
-def test_lung_dose_of_a_relative_calibration():
-    calibration = RelativeCalibration(1.5e9, ("liver",), lung_shunt_fraction=0.05, residual_fraction=0.02)
-    assert lung_dose_gy(calibration) == pytest.approx(E * 1.5 * 0.98 * 0.05 / 1.0)
-    assert lung_dose_gy(calibration, lung_mass_g=800) == pytest.approx(E * 1.5 * 0.98 * 0.05 / 0.8)
-    assert lung_dose_gy(RelativeCalibration(1.5e9, ("liver",))) is None
 
 
 def test_spect_lung_shunt_is_a_count_ratio(patient2):
@@ -80,5 +71,33 @@ def test_lung_dose_is_in_the_results(patient2):
     settings = DoseSettings(calibration_mode="relative", administered_activity_gbq=1.5, lung_shunt_fraction=0.05,
                             calibration_voi=["liver"], clamp_negative=True, segments=["liver"])
     out = compute_dose_from_nodes(volume, segmentation, settings.to_parameters(), with_dvh=False)
-    lungs = json.loads(out.provenance_node.GetText())["lungs"]
-    assert math.isclose(lungs["dose_mean_gy"], E * 1.5 * 0.05, rel_tol=1e-12) and lungs["mass_g"] == 1000
+    lung = json.loads(out.provenance_node.GetText())["lung"]  # the engine's partition-model lung dose
+    assert lung["method"] == "partition" and lung["lung_mass_g"] == 1000
+    assert math.isclose(lung["dose_gy"], E * 1.5 * 0.05, rel_tol=1e-6)
+
+
+def test_planning_panel_buttons(patient2):
+    """The panel's buttons with stand-in label and parameter node (the module passes the real ones)."""
+    from types import SimpleNamespace
+
+    from SIRTDosimetryLib.mrml.planning_panel import PlanningPanel
+
+    _, volume, segmentation = patient2
+    node = SimpleNamespace(lungAnteriorCounts=100.0, lungPosteriorCounts=400.0, liverAnteriorCounts=900.0, liverPosteriorCounts=1600.0,
+                           lungShuntFraction=0.0, activityVolume=volume, segmentation=segmentation, lungSegments=[], calibrationVoi=["liver"],
+                           planPerfusedSegments=["perfused volume"], tumourSegments=[], microspheres="resin", targetTumourDoseGy=120.0,
+                           plannedActivityGbq=0.0, residualFraction=0.0, clampNegative=True)
+    label, errors = SimpleNamespace(text=""), []
+    panel = PlanningPanel(label, lambda: node, errors.append, lambda: True)
+    panel.planar_lung_shunt()
+    assert node.lungShuntFraction == round(200 / 1400, 3) and "14.3 %" in label.text
+    panel.spect_lung_shunt()  # no lung segment chosen
+    assert errors and "lung segment" in errors[-1]
+    panel.plan()  # tumours found by name (Tumor 1, Tumor 2), resin limits
+    assert label.text.startswith("Tumour ") and "tumour 120 Gy" in label.text and "Maximum activity within the limits" in label.text
+    node.liverAnteriorCounts = 0.0
+    node.liverPosteriorCounts = 0.0
+    node.lungAnteriorCounts = 0.0
+    before = len(errors)
+    panel.planar_lung_shunt()  # no counts at all: a message, not a traceback
+    assert len(errors) == before + 1

@@ -10,10 +10,10 @@ from functools import partial
 from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
-
 from SIRTDosimetryLib.io.writers import check_output_dir, check_outputs
 from SIRTDosimetryLib.scheduler import check_scheduler_reachable
 
+from ..best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER
 from ..model_card import MODEL_FILES
 from .common import add_cohort_arguments, comma_list, file_stem, int_list, load_cohort_from_args
 
@@ -45,7 +45,12 @@ def add_parser(subparsers) -> None:
     s.add_argument("--smote-k", type=int, default=5, help="SMOTE neighbours (lowered in small folds; default 5)")
     r = p.add_argument_group("results")
     r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples for the CIs (default 1000)")
-    r.add_argument("--permutations", type=int, default=20, help="label permutations of the best model (0: none; default 20)")
+    r.add_argument("--permutations", type=int, default=20, help="label permutations of the best model, refitted (0: none; default 20)")
+    r.add_argument("--study-permutations", type=int, default=DEFAULT_PERMUTATIONS,
+                   help=f"at most this many reruns of the whole search on permuted labels for the study-level p-value of the best "
+                   f"model; each costs about as much as the study (0: none; default {DEFAULT_PERMUTATIONS})")
+    r.add_argument("--study-stop-after", type=int, default=DEFAULT_STOP_AFTER,
+                   help=f"stop the reruns once this many permuted bests reach the observed best (default {DEFAULT_STOP_AFTER})")
     r.add_argument("--export-top", type=int, default=1, help="export the N best models into OUTPUT/exported (default 1)")
     r.add_argument("--export-model", action="append", default=[], metavar="MODEL_ID", help="also export this model (a model_id of results.csv) into OUTPUT/exported (repeatable)")
     r.add_argument("--export-best", type=Path, metavar="DIR", help="also export the best model to this folder")
@@ -95,9 +100,37 @@ def _extraction_settings(args) -> dict:
     return settings
 
 
-def _progress(outcome, done: int, total: int) -> None:
-    status = "ok" if outcome.status == "ok" else f"FAILED ({outcome.error})"
-    print(f"[{done}/{total}] {outcome.id}: {status}, {outcome.seconds:.1f} s", file=sys.stderr, flush=True)
+class _ProgressBars:
+    """tqdm bars (with ETA) on stderr for the models of the study and for the study-level null."""
+
+    def __init__(self, max_permutations: int):
+        self.max_permutations = max_permutations
+        self.bars: dict = {}
+
+    def _bar(self, name: str, total: int, desc: str, unit: str):
+        from tqdm import tqdm
+
+        if name not in self.bars:
+            self.bars[name] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        return self.bars[name]
+
+    def models(self, outcome, done: int, total: int) -> None:
+        bar = self._bar("models", total, "models", "model")
+        if outcome is None:  # the study starts
+            return
+        bar.update(1)
+        if outcome.status != "ok":
+            bar.write(f"{outcome.id}: FAILED ({outcome.error})", file=sys.stderr)
+
+    def null(self, done: int, best_auc: float | None) -> None:
+        bar = self._bar("null", self.max_permutations, "study-level null (whole search on permuted labels; stops early)", "rerun")
+        if done:
+            bar.update(1)
+            bar.set_postfix(last_best_auc=f"{best_auc:.3f}")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,12 +141,13 @@ def run(args: argparse.Namespace) -> int:
     cohort = load_cohort_from_args(args)
     rules = load_rules(args.strategy_rules)
     config = config_from_args(args)
-    if args.export_top < 0 or args.permutations < 0:
-        raise SIRTInputError("--export-top and --permutations must be >= 0")
+    if args.export_top < 0 or args.permutations < 0 or args.study_permutations < 0 or args.study_stop_after < 1:
+        raise SIRTInputError("--export-top, --permutations and --study-permutations must be >= 0, --study-stop-after >= 1")
     inputs = [p for p in (args.features, args.labels, args.strategy_rules, args.extraction_settings) if p is not None]
     if args.export_best is not None:  # only the model's two files are ever replaced there
         check_outputs(args.export_best, MODEL_FILES, inputs, args.overwrite)
     check_output_dir(args.output, "study folder")
+    bars = _ProgressBars(args.study_permutations)
     summary = run_train(
         cohort,
         rules,
@@ -122,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         inputs=inputs,
         permutations=args.permutations,
+        study_permutations=args.study_permutations,
+        stop_after=args.study_stop_after,
         export_top=args.export_top,
         export_models=args.export_model,
         export_best=args.export_best,
@@ -129,10 +165,20 @@ def run(args: argparse.Namespace) -> int:
         n_jobs=args.jobs,
         dask_address=args.dask,
         overwrite=args.overwrite,
+        progress=bars.models,
+        null_progress=bars.null,
     )
+    bars.close()
     best = summary["best_model"]
     print(f"{summary['n_models']} models ({summary['n_computed']} computed, {summary['n_reused']} reused, {summary['n_failed']} failed)")
     print(f"best: {best['id']}  AUC {best['auc']:.3f} [{best['auc_ci_low']:.3f}, {best['auc_ci_high']:.3f}]  accuracy {best['accuracy']:.3f}")
+    if summary.get("study_level"):
+        study = summary["study_level"]
+        print(
+            f"best of {study['n_models']} models under permuted labels ({study['n_permutations']} permutations): mean {study['null_best_auc_mean']:.3f}, "
+            f"95th percentile {study['null_best_auc_q95']:.3f}; study-level p = {study['p_value']:.4g}"
+        )
+        print(f"selection-aware AUC of the chosen model (BBC-CV): {study['selection_aware_auc']:.3f} [{study['selection_aware_ci_low']:.3f}, {study['selection_aware_ci_high']:.3f}]")
     if summary.get("permutation"):
         perm = summary["permutation"]
         print(f"permuted labels: mean AUC {perm['null_mean']:.3f} (95% of runs in [{perm['null_low']:.3f}, {perm['null_high']:.3f}]), p = {perm['p_value']:.3f}")
@@ -149,6 +195,8 @@ def run_train(
     *,
     inputs: list[Path] = (),
     permutations: int = 20,
+    study_permutations: int = DEFAULT_PERMUTATIONS,
+    stop_after: int = DEFAULT_STOP_AFTER,
     export_top: int = 1,
     export_models: list[str] = (),
     export_best: Path | None = None,
@@ -156,16 +204,19 @@ def run_train(
     n_jobs: int = 1,
     dask_address: str | None = None,
     overwrite: bool = False,
-    progress=_progress,
+    progress=None,
+    null_progress=None,
 ) -> dict:
     """Run or resume the study in ``output`` and write everything; returns the summary written."""
+    import numpy as np
     from SIRTDosimetryLib.io.writers import commit_outputs, write_json
     from SIRTDosimetryLib.provenance import provenance
 
     from .. import report
+    from ..best_of_many import selection_aware_auc, study_level_summary
     from ..metrics import METRICS
     from ..model_io import export_study_model
-    from ..study import delong_matrix, permutation_check, run_study
+    from ..study import delong_matrix, permutation_check, run_study, study_null
 
     output = Path(output)
     result = run_study(cohort, rules, strategies, config, output, n_jobs=n_jobs, dask_address=dask_address, overwrite=overwrite, progress=progress)
@@ -179,13 +230,23 @@ def run_train(
     y = cohort.y
     writers = {
         "results.csv": lambda p: table.to_csv(p, index=False),
-        "strategies.json": partial(write_json, {"columns": result.columns, "skipped": result.skipped, "rules": rules.to_dict()}),
+        "strategies.json": partial(write_json, {"columns": result.columns, "skipped": result.skipped, "unused": result.unused, "rules": rules.to_dict()}),
         "delong_top.csv": lambda p: delong_matrix(result.outcomes, y, list(ok["model_id"][:TOP_N_DELONG])).to_csv(p),
         "roc_best.png": partial(report.plot_rocs, {i: (y, result.outcomes[i].scores, float(ok.set_index("model_id").loc[i, "auc"])) for i in top_ids}, title="Best models (pooled out-of-fold)"),
         "confusion_best.png": partial(report.plot_confusions, {i: (y, result.outcomes[i].scores) for i in top_ids[:3]}),
     }
     for metric in METRICS:
         writers[f"heatmap_{metric}.png"] = partial(report.plot_heatmap, table, metric)
+    if study_permutations:
+        scores = np.array([result.outcomes[i].scores for i in ok["model_id"]])
+        groups = cohort.groups if cohort.grouped else None
+        null = study_null(cohort, result, output, max_permutations=study_permutations, stop_after=stop_after, n_jobs=n_jobs, dask_address=dask_address, progress=null_progress)
+        interval = selection_aware_auc(scores, y, groups, config.n_bootstrap, config.ci_level, config.seed)
+        result.study_level = study_level_summary(null, interval)
+        writers["study_null.json"] = partial(write_json, {**result.study_level, "null_best_aucs": null.null_best_aucs.tolist()})
+        writers["study_null.png"] = partial(
+            report.plot_permutation, null.null_best_aucs, null.observed_best_auc, title=f"Best AUC of {null.n_models} models under permuted labels", label="best of all models, permuted labels"
+        )
     permutation = None
     if permutations:
         observed = float(ok.iloc[0]["auc"])
@@ -206,6 +267,7 @@ def run_train(
         "seconds_per_model_mean": float(table["seconds"].mean()),
         "skipped_strategies": result.skipped,
         "best_model": {"id": best.id, **{k: float(best_row[k]) for k in report.metric_columns()}},
+        "study_level": result.study_level,
         "permutation": permutation,
         "exported": [],
     }
@@ -254,6 +316,22 @@ def _study_html(result, cohort, summary: dict, with_permutation: bool) -> str:
         ),
         ("Best models", report.format_table(table[shown].head(20)) + report.image("roc_best.png") + report.image("confusion_best.png")),
     ]
+    sections.append(("Columns", _columns_html(result)))
+    if summary.get("study_level"):
+        study = summary["study_level"]
+        sections.append(
+            (
+                f"Best of {study['n_models']} models: what chance gives",
+                f"<p>The best model's cross-validated AUC is {study['observed_best_auc']:.3f}. With the labels permuted "
+                f"{study['n_permutations']} times against the saved out-of-fold predictions of all {study['n_models']} models, the best "
+                f"AUC reached a mean of {study['null_best_auc_mean']:.3f} (95th percentile {study['null_best_auc_q95']:.3f}, 99th "
+                f"{study['null_best_auc_q99']:.3f}): <b>study-level p = {study['p_value']:.4g}</b>. Selection-aware AUC of the chosen "
+                f"model (bootstrap bias-corrected cross-validation, {study['selection_aware_bootstrap_used']} bootstrap samples): "
+                f"<b>{study['selection_aware_auc']:.3f}</b>, {study['selection_aware_ci_level']:.0%} interval "
+                f"[{study['selection_aware_ci_low']:.3f}, {study['selection_aware_ci_high']:.3f}]. Read these, not the best row alone.</p>"
+                + report.image("study_null.png")
+            )
+        )
     if with_permutation:
         perm = summary["permutation"]
         sections.append(
@@ -268,3 +346,18 @@ def _study_html(result, cohort, summary: dict, with_permutation: bool) -> str:
     sections.append(("Heat maps", "".join(report.image(f"heatmap_{m}.png") for m in ("auc", "accuracy", "sensitivity", "specificity"))))
     sections.append(("Exported models", "<ul>" + "".join(f"<li>{p}</li>" for p in summary["exported"]) + "</ul>"))
     return report.html_page("SIRT response model study", sections)
+
+
+def _columns_html(result) -> str:
+    """Which strategy uses how many columns, and every column no strategy uses, with the reason."""
+    import html
+
+    used = "".join(f"<li>{html.escape(k)}: {len(v)} columns</li>" for k, v in result.columns.items())
+    by_reason: dict[str, list[str]] = {}
+    for column, reason in result.unused.items():
+        by_reason.setdefault(reason, []).append(column)
+    unused = "".join(
+        f"<li>{len(columns)} column(s): {html.escape(reason)}<details><summary>list</summary>{html.escape(', '.join(columns))}</details></li>"
+        for reason, columns in by_reason.items()
+    )
+    return f"<p>Strategies run:</p><ul>{used}</ul><p>Columns no strategy of this study uses (also in strategies.json):</p><ul>{unused or '<li>none</li>'}</ul>"

@@ -45,7 +45,7 @@ def test_sirt_train_accepts_declared_text_columns(tmp_path, capsys):
     with pytest.raises(SIRTInputError, match="declare text columns categorical"):
         build_cohort(table)
     common = ["train", "--features", str(features), "--strategies", "y90_dvh_dose+clinical", "--selectors", "anova",
-              "--classifiers", "lr", "--n-features", "2", "--bootstrap", "50", "--permutations", "0", "--no-smote"]
+              "--classifiers", "lr", "--n-features", "2", "--bootstrap", "50", "--permutations", "0", "--study-permutations", "0", "--no-smote"]
     assert main.main([*common, "--output", str(tmp_path / "refused")]) == 2
     assert "clinical_child_pugh" in capsys.readouterr().err
     assert main.main([*common, "--output", str(tmp_path / "study"), "--categorical", "clinical_child_pugh=ordinal:A,B,C"]) == 0

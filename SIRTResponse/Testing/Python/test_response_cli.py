@@ -36,18 +36,35 @@ def test_train_then_predict(sirt, tables, tmp_path, capsys):
         "train", "--features", str(tables / "features.csv"), "--labels", str(tables / "labels.csv"),
         "--output", str(study), "--strategies", "y90_dosiomics_dose,maa_radiomics_ct", "--selectors", "anova",
         "--classifiers", "lr,nb", "--bootstrap", "50", "--permutations", "2", "--export-best", str(best),
+        "--study-permutations", "4", "--study-stop-after", "2",
     ]  # fmt: skip
     assert sirt(argv) == 0
     out = capsys.readouterr().out
-    assert "best: y90_dosiomics_dose__anova__" in out and "permuted labels" in out
+    assert "best: y90_dosiomics_dose__anova__" in out and "permuted labels" in out and "study-level p = 0.2" in out  # 1/(1+4)
+    assert "selection-aware AUC" in out
     results = pd.read_csv(study / "results.csv")
     assert len(results) == 4 and {"auc", "accuracy", "sensitivity", "specificity", "auc_ci_low", "auc_ci_high"} <= set(results.columns)
     for name in ("report.html", "heatmap_auc.png", "roc_best.png", "confusion_best.png", "permutation.png", "delong_top.csv", "summary.json", "strategies.json"):
         assert (study / name).is_file(), name
     summary = json.loads((study / "summary.json").read_text())
     assert summary["n_models"] == 4 and summary["best_model"]["id"] == results.loc[0, "model_id"]
+    level = summary["study_level"]
+    assert level["n_models"] == 4 and level["n_permutations"] == 4 and level["p_value"] == pytest.approx(0.2)
+    assert level["observed_best_auc"] == pytest.approx(results.loc[0, "auc"]) and level["null_best_auc_q95"] < level["observed_best_auc"]
+    assert level["selection_aware_ci_low"] <= level["selection_aware_auc"] <= level["selection_aware_ci_high"]
+    assert len(json.loads((study / "study_null.json").read_text())["null_best_aucs"]) == 4
     card = json.loads((best / "model_card.json").read_text())
     assert card["model"]["id"] == results.loc[0, "model_id"] and card["cv_metrics"]["auc"]["value"] == pytest.approx(results.loc[0, "auc"])
+    assert card["cv_metrics"]["study_level"]["p_value"] == level["p_value"] and card["cv_metrics"]["study_level"]["this_model_is_the_study_best"]
+    html = (study / "report.html").read_text()
+    assert "study-level p = 0.2" in html and "study_null.png" in html and (study / "study_null.png").is_file()
+    strategies = json.loads((study / "strategies.json").read_text())
+    used = {c for columns in strategies["columns"].values() for c in columns}
+    table_columns = set(pd.read_csv(tables / "features.csv", nrows=0).columns) - {"patient_id"}
+    assert used | set(strategies["unused"]) == table_columns and not used & set(strategies["unused"])
+    null_files = sorted((study / "null").glob("permutation_*.json"))
+    assert len(null_files) == 4
+    stamps = [f.stat().st_mtime_ns for f in null_files]
     assert (study / "exported" / results.loc[0, "model_id"] / "model.skops").is_file()
     assert "<img" in (study / "report.html").read_text()
 
@@ -57,6 +74,7 @@ def test_train_then_predict(sirt, tables, tmp_path, capsys):
     chosen = results.loc[3, "model_id"]
     assert sirt([*resumed, "--export-model", chosen]) == 0
     assert "(0 computed, 4 reused" in capsys.readouterr().out
+    assert [f.stat().st_mtime_ns for f in null_files] == stamps  # the study-level null resumed too
     assert json.loads((study / "exported" / chosen / "model_card.json").read_text())["model"]["id"] == chosen
     assert sirt([*resumed, "--export-model", "no_such_model"]) == 2
 

@@ -56,7 +56,7 @@ def test_train_export_best_overwrite_replaces_only_the_model_files(tables, tmp_p
     argv = [
         "train", "--features", str(own), "--labels", str(tables / "labels.csv"), "--output", str(tmp_path / "study"),
         "--strategies", "y90_dosiomics_dose", "--selectors", "anova", "--classifiers", "lr", "--bootstrap", "20",
-        "--permutations", "0", "--outer-folds", "2", "--inner-folds", "2", "--export-best", str(best),
+        "--permutations", "0", "--study-permutations", "0", "--outer-folds", "2", "--inner-folds", "2", "--export-best", str(best),
     ]  # fmt: skip
     assert sirt(argv) == 0
     assert sirt(argv) == 2 and "already exists" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     labels.to_csv(folder / "labels.csv", index=False)
     argv = ["train", "--features", str(folder / "features.csv"), "--labels", str(folder / "labels.csv"),
             "--output", str(folder / "study"), "--strategies", "y90_dosiomics_dose", "--selectors", "anova",
-            "--classifiers", "lr", "--n-features", "3", "--bootstrap", "20", "--permutations", "0",
+            "--classifiers", "lr", "--n-features", "3", "--bootstrap", "20", "--permutations", "0", "--study-permutations", "0",
             "--export-best", str(folder / "model")]
     assert sirt_main(argv) == 0
     return folder, features

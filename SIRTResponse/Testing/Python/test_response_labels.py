@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from SIRTDosiomicsLib import naming
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTResponseLib.labels import binary_labels, build_cohort, load_cohort
-from SIRTResponseLib.strategies import DEFAULT_STRATEGIES, StrategyRules, load_rules
+from SIRTResponseLib.strategies import DEFAULT_STRATEGIES, UNUSED_BOOKKEEPING, UNUSED_NO_GROUP, UNUSED_NOT_RUN, StrategyRules, load_rules
+from SIRTResponseLib.synthetic import synthetic_cohort
 
 
 def test_binary_labels_per_criterion():
@@ -72,8 +74,14 @@ def test_bad_tables_are_refused():
         build_cohort(features, labels, label_column="mrecist")
 
 
-def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme():
-    assert len(DEFAULT_STRATEGIES) == 36
+def test_default_rules_have_44_strategies_36_on_the_published_design():
+    assert len(DEFAULT_STRATEGIES) == 44  # 2 sources x (5 radiomics + 3 dosiomics + 3 DVH subsets) x (with, without clinical)
+    features, _ = synthetic_cohort(n_patients=6, n_features=120)  # CT, SPECT, dose, BED, DVH, clinical; no PET
+    resolved, skipped = StrategyRules().resolve(list(DEFAULT_STRATEGIES), list(features.columns[1:]))
+    assert len(resolved) == 36 and all("pet" in name for name in skipped)
+
+
+def test_default_rules_match_the_dosiomics_naming_scheme():
     columns = {
         naming.feature_column("maa", "ct", "tumour", "glcm", "JointEnergy"): "maa_radiomics_ct",
         naming.feature_column("maa", "spect", "npl", "firstorder", "Mean"): "maa_radiomics_spect",
@@ -81,10 +89,13 @@ def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme()
         naming.feature_column("y90", "bed", "wnl", "glszm", "ZoneEntropy"): "y90_dosiomics_bed",
         naming.dvc_column("y90", "tumour", "dose_mean_gy"): "y90_dvh_dose",
         naming.dvc_column("maa", "tumour", "bed_d70_gy"): "maa_dvh_bed",
+        naming.feature_column("y90", "pet", "tumour", "glcm", "Idm"): "y90_radiomics_pet",
     }
     extra = [
         naming.clinical_column("Child Pugh"),
         naming.dvc_column("y90", "tumour", "tnr_npl"),
+        naming.dvc_column("y90", naming.PATIENT_STRUCTURE, "lsf"),
+        naming.dvc_column("y90", naming.PATIENT_STRUCTURE, "injected_activity_gbq"),
         naming.dvc_column("y90", "tumour", "n_voxels"),
         naming.diagnostics_column("maa", "ct", "tumour", "VoxelNum"),
         naming.error_column("maa", "ct", "tumour"),
@@ -98,8 +109,9 @@ def test_default_rules_have_36_strategies_matching_the_dosiomics_naming_scheme()
         family = strategy.rsplit("_", 1)[0]  # e.g. maa_radiomics: same source and category only
         assert all(s.rsplit("_", 1)[0] == family and strategy.rsplit("_", 1)[1] in s for s in others), others
     assert rules.columns("maa_radiomics_ct+spect+clinical", available) == [*list(columns)[:2], "clinical_child_pugh"]
-    assert rules.columns("y90_dvh_dose", available) == ["y90_dvc_tumour_dose_mean_gy", "y90_dvc_tumour_tnr_npl"]
-    bookkeeping = extra[2:]
+    assert rules.columns("y90_dvh_dose", available) == ["y90_dvc_tumour_dose_mean_gy", "y90_dvc_tumour_tnr_npl", "y90_dvc_patient_lsf", "y90_dvc_patient_injected_activity_gbq"]
+    assert "y90_dvc_patient_lsf" in rules.columns("y90_dvh_bed+clinical", [*available, naming.dvc_column("y90", "tumour", "bed_mean_gy")])
+    bookkeeping = extra[4:]
     assert not any(c in rules.columns(s, available) for s in DEFAULT_STRATEGIES for c in bookkeeping)
 
 
@@ -133,3 +145,30 @@ def test_rules_from_json(tmp_path):
     with pytest.raises(SIRTInputError, match="unknown group"):
         load_rules(path)
 
+
+
+SAMPLE_COLUMNS = Path(__file__).resolve().parents[1] / "Data" / "sample_patients_feature_columns.txt"
+
+
+def test_every_column_of_the_sample_patients_feature_table_is_used_or_listed_unused():
+    """The header of a real ``sirt features`` table of the two sample patients (90Y PET and MAA SPECT,
+    dose and BED, DVH constraints with LSF and injected activity, clinical values); see the manifest
+    beside it to regenerate it."""
+    columns = SAMPLE_COLUMNS.read_text().split()
+    assert columns[0] == "patient_id" and len(columns) > 2000
+    available = columns[1:]
+    assert all(naming.parse_column(c).kind != "id" for c in available)  # every name parses with the Dosiomics grammar
+    rules = StrategyRules()
+    resolved, _ = rules.resolve(list(DEFAULT_STRATEGIES), available)
+    unused = rules.unused(available, resolved)
+    used = {c for strategy_columns in resolved.values() for c in strategy_columns}
+    assert used | set(unused) == set(available) and not used & set(unused)
+    assert set(unused.values()) == {UNUSED_BOOKKEEPING}  # only errors, warnings, diagnostics and voxel counts
+    for source in ("maa", "y90"):
+        for value in ("lsf", "injected_activity_gbq"):
+            column = naming.dvc_column(source, naming.PATIENT_STRUCTURE, value)
+            assert column in available and column in resolved[f"{source}_dvh_dose"]
+    pet = [c for c in available if c.startswith("y90_pet_") and naming.parse_column(c).kind == "feature"]
+    assert len(pet) == 321 and set(pet) <= set(resolved["y90_radiomics_pet"])
+    assert rules.unused(available, {"only": resolved["y90_radiomics_pet"]})["y90_dvc_patient_lsf"] == UNUSED_NOT_RUN
+    assert StrategyRules(groups={"pet": "^y90_pet_"}, strategies={"pet": ("pet",)}).unused(available, {})["clinical_age"] == UNUSED_NO_GROUP

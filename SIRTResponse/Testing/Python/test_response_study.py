@@ -17,17 +17,18 @@ from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTResponseLib.labels import build_cohort
 from SIRTResponseLib.metrics import auc_score
 from SIRTResponseLib.strategies import StrategyRules
+from SIRTResponseLib.nested_cv import inner_splits, outer_splits
 from SIRTResponseLib.study import (
     ModelSpec,
     StudyConfig,
     delong_matrix,
-    inner_splits,
-    outer_splits,
     permutation_check,
     run_model,
+    run_model_group,
     run_study,
 )
 from SIRTResponseLib.synthetic import SIGNAL_COLUMNS, synthetic_cohort
+from SIRTResponseLib.testing.reference_cv import reference_nested_cv
 
 STRATEGIES = ["y90_dosiomics_dose", "maa_radiomics_ct"]  # planted signal in the first only
 
@@ -173,3 +174,22 @@ def test_bad_configurations_are_refused(tmp_path):
     with pytest.raises(SIRTInputError, match="no strategy has columns"):
         pet = StrategyRules(groups={"pet": "^maa_pet_"}, strategies={"maa_pet": ("pet",)})
         run_study(build_cohort(features, labels), pet, ["maa_pet"], _config(), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("n_features", "selector", "classifiers"),
+    [((3,), "rfe", ("dt", "glmboost", "lr", "mlp", "nb", "svm", "xgb")), ((2, 4), "mrmr", ("nb", "svm"))],  # rf: slowest; dt's code path
+)
+def test_shared_fold_work_gives_gridsearchcv_results_bit_for_bit(n_features, selector, classifiers):
+    """Every classifier of a (strategy, selector) group equals the whole pipeline grid-searched per model
+    (one k; and a grid over k, alone for naive Bayes and crossed with a nested parameter for the SVM)."""
+    features, labels = synthetic_cohort(n_patients=22, n_features=120, effect=1.0, seed=9)
+    cohort = build_cohort(features, labels)
+    columns = [c for c in cohort.features.columns if c.startswith(("y90_dose_", "clinical_"))]
+    X = cohort.features[columns].to_numpy()
+    config = _config(n_features=n_features)
+    for outcome in run_model_group("s", selector, classifiers, X, cohort.y, None, columns, config):
+        scores, params, selected = reference_nested_cv(selector, outcome.classifier, X, cohort.y, None, columns, config)
+        assert outcome.status == "ok", outcome.error
+        np.testing.assert_array_equal(outcome.scores, scores, err_msg=outcome.id)
+        assert outcome.best_params == params and outcome.selected_features == selected, outcome.id
