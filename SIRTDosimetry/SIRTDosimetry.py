@@ -277,6 +277,7 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.spectLsfButton.connect("clicked(bool)", self.planning.spect_lung_shunt)
         self.ui.planButton.connect("clicked(bool)", self.planning.plan)
         self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
+        self.ui.rtDoseExportButton.connect("clicked(bool)", self.onRtDoseExportButton)
 
         self.initializeParameterNode()
 
@@ -419,6 +420,13 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         written = ask_and_write_report(self._parameterNode.doseVolume if self._parameterNode else None)
         if written is not None:
             self.ui.statusLabel.text = _("Report written: {path}").format(path=written)
+
+    def onRtDoseExportButton(self) -> None:
+        from SIRTDosimetryLib.mrml.export import ask_and_export_rtdose
+
+        written = ask_and_export_rtdose(self._parameterNode.doseVolume if self._parameterNode else None)
+        if written:
+            self.ui.statusLabel.text = _("RT Dose written: {files}").format(files=", ".join(str(p) for p in written))
 
 #
 # SIRTDosimetryLogic

@@ -8,16 +8,19 @@ the analysis package provides them, and the provenance JSON as a text node.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..errors import SIRTInputError
 from ..io.rtdose import source_identity, write_rtdose
 from ..io.segmentations import Segmentation, read_segmentation
 from ..io.volumes import ActivityImage, read_activity_image, read_image
 from ..io.writers import commit_outputs
 from . import convert, outputs
+from .defaults import INSTANCE_UIDS_ATTRIBUTE
 from .logic import DoseOutputs, add_result_nodes
 from .scene import check_scene_path, new_scene, save_scene
 
@@ -118,6 +121,54 @@ def write_rtdose_nodes(
     identity = source_identity(reference, images) if reference is not None else None
     writers = {f"{quantity}.dcm": partial(write_rtdose, image, quantity=quantity, identity=identity) for quantity, image in images.items()}
     return commit_outputs(Path(folder), writers, overwrite=overwrite)
+
+
+def rtdose_nodes_of(dose_node) -> dict[str, object]:
+    """The maps to export for a dose node of this module: the dose and, when computed, its BED and EQD2
+    (the node's ``SIRT.bed`` / ``SIRT.eqd2`` references), keyed by RT Dose quantity."""
+    if dose_node.GetNodeReference("SIRT.activity") is None:
+        raise SIRTInputError(f"{dose_node.GetName()!r} is not a dose map computed by this module: select one")
+    nodes = {"dose_gy": dose_node}
+    for quantity, role in (("bed_gy", "bed"), ("eqd2_gy", "eqd2")):
+        node = dose_node.GetNodeReference(f"SIRT.{role}")
+        if node is not None:
+            nodes[quantity] = node
+    return nodes
+
+
+def dicom_series_folder(volume_node, file_for_instance: Callable[[str], str]) -> Path | None:
+    """The folder of the DICOM series a volume was loaded from (its first instance's folder, as Slicer's
+    DICOM database keeps one folder per series), or None when it did not come from DICOM."""
+    uids = (volume_node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
+    path = file_for_instance(uids[0]) if uids else ""
+    return Path(path).parent if path else None
+
+
+def ask_and_export_rtdose(dose_node) -> list[Path] | None:
+    """The module's "Export RT Dose" button: ask for a folder and write the dose (and BED/EQD2) of
+    ``dose_node`` as DICOM RT Dose, in the study and frame of reference of its activity series when that
+    was loaded from DICOM. Returns the files, or None (no dose map, cancelled, or refused: said in a
+    message box). Needs the Slicer application (Qt)."""
+    import qt
+    import slicer
+    from slicer.i18n import tr as _
+
+    title = _("SIRT Dosimetry")
+    if dose_node is None:
+        slicer.util.errorDisplay(_("Compute or select a dose map first."), windowTitle=title)
+        return None
+    folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Folder for the RT Dose files"))
+    if not folder:
+        return None
+    try:
+        nodes = rtdose_nodes_of(dose_node)
+        database = getattr(slicer, "dicomDatabase", None)
+        reference = dicom_series_folder(dose_node.GetNodeReference("SIRT.activity"), database.fileForInstance) if database else None
+        with slicer.util.WaitCursor():
+            return write_rtdose_nodes(nodes, folder, reference)
+    except SIRTInputError as exc:
+        slicer.util.errorDisplay(str(exc), windowTitle=title)
+        return None
 
 
 def save_dose_scene(

@@ -25,7 +25,7 @@ from SIRTDosimetryLib.io.volumes import read_activity_image  # noqa: E402
 from SIRTDosimetryLib.mrml import convert, outputs  # noqa: E402
 from SIRTDosimetryLib.testing import scenarios  # noqa: E402
 from SIRTDosimetryLib.io.rtdose import read_rtdose  # noqa: E402
-from SIRTDosimetryLib.mrml.export import save_dose_scene, write_rtdose_nodes  # noqa: E402
+from SIRTDosimetryLib.mrml.export import dicom_series_folder, rtdose_nodes_of, save_dose_scene, write_rtdose_nodes  # noqa: E402
 from SIRTDosimetryLib.mrml.logic import DoseSettings  # noqa: E402
 from SIRTDosimetryLib.mrml.scene import new_scene, read_scene, save_scene  # noqa: E402
 
@@ -68,6 +68,26 @@ def test_patient1_dose_nodes_export_as_rt_dose(patient1, tmp_path):
     exported = sitk.Resample(read_rtdose(tmp_path / "dose_gy.dcm"), node_dose, sitk.Transform(), sitk.sitkNearestNeighbor)
     expected = sitk.GetArrayFromImage(node_dose)
     np.testing.assert_allclose(sitk.GetArrayFromImage(exported), expected, rtol=1e-3, atol=1e-9 * expected.max())
+
+
+def test_the_export_button_writes_the_dose_bed_and_eqd2_of_a_dose_node(patient1, tmp_path):
+    out = patient1["outputs"]
+    nodes = rtdose_nodes_of(out.dose_node)
+    assert nodes == {"dose_gy": out.dose_node, "bed_gy": out.bed_node, "eqd2_gy": out.eqd2_node}
+    written = write_rtdose_nodes(nodes, tmp_path, dicom_series_folder(out.dose_node.GetNodeReference("SIRT.activity"), lambda uid: ""))
+    assert sorted(p.name for p in written) == ["bed_gy.dcm", "dose_gy.dcm", "eqd2_gy.dcm"]
+    with pytest.raises(SIRTInputError, match="not a dose map computed by this module"):
+        rtdose_nodes_of(out.bed_node)
+
+
+def test_a_volume_from_the_dicom_database_exports_into_its_series(patient1, tmp_path):
+    activity = patient1["outputs"].dose_node.GetNodeReference("SIRT.activity")
+    activity.SetAttribute("DICOM.instanceUIDs", "1.2.3 1.2.4")
+    try:
+        files = {"1.2.3": str(tmp_path / "db" / "series" / "1.2.3.dcm")}
+        assert dicom_series_folder(activity, lambda uid: files.get(uid, "")) == tmp_path / "db" / "series"
+    finally:
+        activity.RemoveAttribute("DICOM.instanceUIDs")
 
 
 def test_patient1_table_has_one_row_per_segment_with_bed(patient1):
