@@ -170,6 +170,7 @@ class SIRTDosimetryParameterNode:
     units: ImageUnits = ImageUnits.AUTO
     administrationTime: str = ""
     scanTime: str = ""
+    scanAfterAdministrationH: float = 0.0
     cameraFactorCpsPerMbq: Annotated[float, WithinRange(0, 1e6), Decimals(3)] = 0.0
     acquisitionDurationS: Annotated[float, WithinRange(0, 1e6), Decimals(1), SingleStep(60)] = 0.0
     administeredActivityGbq: Annotated[float, WithinRange(0, 100), Decimals(3), SingleStep(0.1)] = 0.0

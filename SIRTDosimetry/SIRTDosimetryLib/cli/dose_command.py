@@ -58,6 +58,8 @@ def add_parser(subparsers) -> None:
     a.add_argument("--units", choices=KNOWN_UNITS, help="image units (DICOM: read from the file)")
     a.add_argument("--administration-time", type=datetime.fromisoformat, help="ISO 8601, e.g. 2024-05-02T10:30")
     a.add_argument("--scan-time", type=datetime.fromisoformat, help="ISO 8601 time the image values refer to")
+    a.add_argument("--scan-after-administration-h", type=float,
+                   help="hours from the implant to the time the image values refer to, instead of the two times")
     a.add_argument("--camera-factor-cps-per-mbq", type=float, help="SPECT calibration factor (counts images)")
     a.add_argument("--acquisition-duration-s", type=float, help="SPECT acquisition duration (counts images)")
     r = p.add_argument_group("relative calibration")
@@ -98,6 +100,7 @@ def parameters_from_args(args: argparse.Namespace) -> DoseParameters:
         units=args.units,
         administration_time=args.administration_time,
         scan_time=args.scan_time,
+        scan_after_administration_h=args.scan_after_administration_h,
         camera_factor_cps_per_mbq=args.camera_factor_cps_per_mbq,
         acquisition_duration_s=args.acquisition_duration_s,
         administered_activity_gbq=args.administered_activity_gbq,

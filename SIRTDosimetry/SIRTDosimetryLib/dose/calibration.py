@@ -59,6 +59,7 @@ class AbsoluteCalibration:
     camera_factor_cps_per_mbq: float | None = None
     acquisition_duration_s: float | None = None
     administered_activity_bq: float | None = None  # only checked against the image (None: the DICOM's, if any)
+    scan_after_administration_h: float | None = None  # instead of the two times: hours from implant to the image's reference time
 
     mode = "absolute"
 
@@ -70,6 +71,12 @@ class AbsoluteCalibration:
         if self.units in CONCENTRATION_UNITS_TO_BQ_PER_ML and self.camera_factor_cps_per_mbq is not None:
             raise SIRTInputError("a camera calibration factor applies to count images, not to images in Bq/mL")
         _check_times(self.administration_time, self.scan_time, require_both=False)
+        hours = self.scan_after_administration_h
+        if hours is not None:
+            if not (hours >= 0 and math.isfinite(hours)):
+                raise SIRTInputError(f"the time from administration to scan must be a number of hours >= 0, got {hours!r}")
+            if self.administration_time is not None or self.scan_time is not None:
+                raise SIRTInputError("give the hours from administration to scan or the two date-times, not both")
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,17 @@ def with_dicom_timing(calibration: AbsoluteCalibration, info) -> tuple[AbsoluteC
     warnings = list(info.timing_notes)
     if calibration.units == "counts" and calibration.acquisition_duration_s is None and info.acquisition_duration_s:
         calibration = replace(calibration, acquisition_duration_s=info.acquisition_duration_s)
+    if calibration.scan_after_administration_h is not None:
+        if info.decay_correction == "ADMIN":
+            raise SIRTInputError("the DICOM values are decay-corrected to the administration (ADMIN): do not give a scan time")
+        if info.administration_datetime is not None and info.decay_correction_datetime is not None:
+            dicom_h = (info.decay_correction_datetime - info.administration_datetime).total_seconds() / 3600.0
+            if abs(dicom_h - calibration.scan_after_administration_h) * 3600.0 > TIME_DISAGREEMENT_WARNING_S:
+                warnings.append(
+                    f"the {calibration.scan_after_administration_h:g} h from administration to scan given differ from the DICOM's "
+                    f"{dicom_h:.2f} h; the hours given are used"
+                )
+        return calibration, warnings
     user_admin = calibration.administration_time
     if user_admin is not None:
         difference = _clock_difference_s(user_admin, info.administration_datetime, info.administration_time_of_day)
@@ -181,7 +199,11 @@ def decay_factor_to_implant(nuclide: Radionuclide, administration_time: datetime
     _check_times(administration_time, scan_time)
     if administration_time is None:
         return 1.0
-    elapsed_s = (scan_time - administration_time).total_seconds()
+    return decay_factor_after(nuclide, (scan_time - administration_time).total_seconds())
+
+
+def decay_factor_after(nuclide: Radionuclide, elapsed_s: float) -> float:
+    """exp(λ·Δt) for a scan Δt after the administration (physical decay only)."""
     half_lives = elapsed_s / (nuclide.half_life_h * 3600.0)
     if half_lives > MAX_DECAY_HALF_LIVES:
         raise SIRTInputError(
@@ -205,7 +227,10 @@ def calibration_report(
     """
     total_values = float(np.sum(values, dtype=np.float64))
     if isinstance(calibration, AbsoluteCalibration):
-        decay = decay_factor_to_implant(nuclide, calibration.administration_time, calibration.scan_time)
+        if calibration.scan_after_administration_h is not None:
+            decay = decay_factor_after(nuclide, calibration.scan_after_administration_h * 3600.0)
+        else:
+            decay = decay_factor_to_implant(nuclide, calibration.administration_time, calibration.scan_time)
         if calibration.units in CONCENTRATION_UNITS_TO_BQ_PER_ML:
             per_value = CONCENTRATION_UNITS_TO_BQ_PER_ML[calibration.units] * voxel_volume_ml
         elif calibration.units == "counts":
@@ -222,6 +247,7 @@ def calibration_report(
             "units": calibration.units,
             "administration_time": calibration.administration_time.isoformat() if calibration.administration_time else None,
             "scan_time": calibration.scan_time.isoformat() if calibration.scan_time else None,
+            "scan_after_administration_h": calibration.scan_after_administration_h,
         }
         return CalibrationReport("absolute", per_value * decay, decay, total_values * per_value * decay, details)
 

@@ -94,6 +94,7 @@ def build_dose_parameters(
     units: str | None = None,
     administration_time: datetime | str | None = None,
     scan_time: datetime | str | None = None,
+    scan_after_administration_h: float | None = None,
     camera_factor_cps_per_mbq: float | None = None,
     acquisition_duration_s: float | None = None,
     administered_activity_gbq: float | None = None,
@@ -119,7 +120,7 @@ def build_dose_parameters(
     """Validated ``DoseParameters`` from plain values; ``None`` means "not given".
 
     - ``mode``: ``absolute`` or ``relative``; ``None`` picks relative when an administered activity is given.
-    - times: ``datetime`` or ISO 8601 text.
+    - times: ``datetime`` or ISO 8601 text; or ``scan_after_administration_h`` instead of both.
     - ``calibration_voi``, ``segments``: names, or one text with names separated by commas.
     - ``segment_densities``: ``{name: g/mL}``, ``NAME=G_PER_ML`` items, or one text of such items
       separated by commas, semicolons or new lines.
@@ -138,6 +139,7 @@ def build_dose_parameters(
             units=units,
             administration_time=_datetime(administration_time, "administration time"),
             scan_time=_datetime(scan_time, "scan time"),
+            scan_after_administration_h=None if scan_after_administration_h is None else to_number(scan_after_administration_h, "hours from administration to scan"),
             camera_factor_cps_per_mbq=camera_factor_cps_per_mbq,
             acquisition_duration_s=acquisition_duration_s,
         )

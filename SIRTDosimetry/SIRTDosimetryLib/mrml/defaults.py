@@ -96,6 +96,7 @@ GUI_LABELS: dict[str, str] = {
     "--units": "'Image units'",
     "--administration-time": "'Administration time'",
     "--scan-time": "'Scan time'",
+    "--scan-after-administration-h": "'Or scan after administration'",
     "--camera-factor-cps-per-mbq": "'Camera factor'",
     "--acquisition-duration-s": "'Acquisition duration'",
     "--administered-activity-gbq": "'Administered activity'",

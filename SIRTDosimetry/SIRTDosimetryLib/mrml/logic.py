@@ -61,6 +61,7 @@ class DoseSettings:
     units: str = "auto"  # auto (from the volume's voxel units) | bq_per_ml | kbq_per_ml | mbq_per_ml | counts
     administration_time: str = ""  # ISO 8601; empty: no decay correction
     scan_time: str = ""
+    scan_after_administration_h: float = 0.0  # instead of the two times; 0: not given
     camera_factor_cps_per_mbq: float = 0.0
     acquisition_duration_s: float = 0.0
     administered_activity_gbq: float = 0.0
@@ -138,6 +139,7 @@ class DoseSettings:
                 units=volume_units if self.units == "auto" else self.units,
                 administration_time=self.administration_time,
                 scan_time=self.scan_time,
+                scan_after_administration_h=self.scan_after_administration_h or None,
                 camera_factor_cps_per_mbq=self.camera_factor_cps_per_mbq or None,
                 acquisition_duration_s=self.acquisition_duration_s or None,
                 administered_activity_gbq=(self.administered_activity_gbq or None) if relative else None,

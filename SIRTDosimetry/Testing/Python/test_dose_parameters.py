@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
+import numpy as np
 import pytest
 from SIRTDosimetryLib.cli import dose_command
 from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration, RelativeCalibration
@@ -122,3 +123,36 @@ def test_monte_carlo_settings_from_plain_values():
         build_dose_parameters("absolute", units="bq_per_ml", method="mc", monte_carlo={"seed": 1001})
     with pytest.raises(SIRTInputError, match="Y-90 only"):
         build_dose_parameters("absolute", units="bq_per_ml", method="vsv-lung", radionuclide="ho166")
+
+
+def test_hours_after_administration_decay_like_the_two_date_times():
+    """A scan 20 h after the implant, given as hours (CLI, module, manifest), decays like the two date-times."""
+    import math
+
+    from SIRTDosimetryLib.dose.calibration import calibration_report
+    from SIRTDosimetryLib.nuclides import Y90
+
+    values = np.ones((2, 2, 2), dtype=np.float32)
+    hours = build_dose_parameters("absolute", units="bq_per_ml", scan_after_administration_h=20)
+    times = build_dose_parameters("absolute", units="bq_per_ml", administration_time="2024-05-02T10:00", scan_time="2024-05-03T06:00")
+    by_hours = calibration_report(values, 1.0, hours.calibration, Y90)
+    by_times = calibration_report(values, 1.0, times.calibration, Y90)
+    assert by_hours.decay_factor == pytest.approx(by_times.decay_factor, rel=1e-12)
+    assert by_hours.decay_factor == pytest.approx(math.exp(math.log(2) * 20 / Y90.half_life_h), rel=1e-12)
+    assert _cli("--mode", "absolute", "--units", "bq_per_ml", "--scan-after-administration-h", "20") == hours
+    gui = DoseSettings(units="bq_per_ml", scan_after_administration_h=20.0).to_parameters()
+    assert gui == hours and dose_parameters_from_mapping({"units": "bq_per_ml", "scan_after_administration_h": 20}) == hours
+    assert DoseSettings(units="bq_per_ml").to_parameters().calibration.scan_after_administration_h is None  # 0 in the GUI: not given
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(scan_after_administration_h=-1), "hours >= 0"),
+        (dict(scan_after_administration_h=float("nan")), "hours >= 0"),
+        (dict(scan_after_administration_h=5, administration_time="2024-05-02T10:00"), "not both"),
+    ],
+)
+def test_hours_after_administration_are_checked(kwargs, message):
+    with pytest.raises(SIRTInputError, match=message):
+        build_dose_parameters("absolute", units="bq_per_ml", **kwargs)

@@ -290,3 +290,16 @@ def test_the_lung_dose_from_the_shunt_follows_the_partition_model(tmp_path):
     assert result.lung.method == "partition"
     assert result.lung.dose_gy == pytest.approx(Y90.energy_per_activity_j_per_gbq * 0.2, rel=1e-9)
     assert compute_dose(activity, segmentation, DoseParameters(RelativeCalibration(2e9, lung_shunt_fraction=0.1))).lung is None
+
+
+def test_hours_after_administration_replace_a_dateless_dicom_time_and_are_compared_with_a_full_one(tmp_path):
+    """The hours given settle a DICOM start time without a date (no refusal); against a full DICOM
+    date-time (administered 14:30 the day before a 10:19 acquisition start: 19.8 h) a 24 h interval is reported."""
+    dateless, segmentation = _pet_with(tmp_path / "dateless", start_time="090000")
+    result = _dose(dateless, segmentation, scan_after_administration_h=25.25)
+    assert result.calibration.decay_factor == pytest.approx(math.exp(math.log(2) * 25.25 / Y90.half_life_h))
+    full, segmentation = _pet_with(tmp_path / "full")
+    far = _dose(full, segmentation, scan_after_administration_h=24.0)
+    assert [w for w in far.warnings if "the hours given are used" in w]
+    near = _dose(full, segmentation, scan_after_administration_h=19.8)
+    assert not [w for w in near.warnings if "the hours given are used" in w]
