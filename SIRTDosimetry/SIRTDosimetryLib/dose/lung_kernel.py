@@ -6,22 +6,36 @@ such kernels 60-88 % low for the lung mean dose (Mikell et al., EJNMMI Phys 2015
 kernel's range is scaled as well.
 
 Physics. In a homogeneous medium of density rho the dose per decay at distance r is
-D_rho(r) = rho^2 D_w(rho r) (O'Connor's scaling theorem for the water point kernel D_w; Cross,
-Phys Med Biol 1992), which ``kernels.build_kernel_from_dpk`` turns into voxel S values S_rho.
-Across a plane interface the same theorem, applied along each straight path, says that the dose is a
-function of radiological depth only: beside a uniformly active medium of density rho_s, the dose
-at depth x in a medium of density rho_t is the plateau times g(rho_t x), g the depth profile of a
-semi-infinite source in radiological depth. The convolution
+D_rho(r) = rho^2 D_w(rho r) (O'Connor's scaling theorem for the water point kernel D_w; O'Connor,
+Phys Med Biol 1957;1:352; Fano, Radiat Res 1954;1:237; Cross 1992), which ``kernels.build_kernel_from_dpk``
+turns into voxel S values S_rho. The convolution
 
     D(t) = rho_t * sum_s (A(s) / rho_s) S_{rho_t}(t - s)
 
-(activity per unit density, convolved with the kernel of the target's density) reproduces this
-exactly for a uniform source against any slab, reduces to the range-scaled kernel in a homogeneous
-medium, and is one convolution per target density. Target densities are interpolated on a
-geometric ladder c_k (ratio ``LADDER_RATIO``, anchored at 1 g/mL) with linear weights in log
-density. What it misses: activity that is not uniform within a beta range of an interface is
-placed at the target's radiological distance rather than the path's. Its error against Monte Carlo
-on a liver/lung slab is measured in ``bench/bench_mc.py`` and reported in the README.
+(activity per unit density, convolved with the kernel of the target's density) reduces to the
+range-scaled kernel in a homogeneous medium and is one convolution per target density. Target
+densities are interpolated on a geometric ladder c_k (ratio ``LADDER_RATIO``, anchored at 1 g/mL)
+with linear weights in log density.
+
+Where it is exact. In a laterally uniform slab of one composition, the electrons' transport in
+radiological depth X = integral of rho dx does not depend on how the density is distributed (the
+one-dimensional case of Fano's and O'Connor's theorems; it holds for the scattered, not only the
+straight, paths), so beside a uniformly active medium of density rho_s the dose at depth x in a
+medium of density rho_t is (A/rho_s) g(rho_t x), g the water depth dose of an active half-space.
+The convolution reproduces this exactly when the activity is uniform over the depth
+12 mm / rho_t behind the interface (SIRTDosimetry/Testing/Python/test_lung_kernel.py compares it
+with g computed from the point kernel directly).
+
+What it misses. A source is placed at its real distance scaled by the target's density, not by
+the mean density of the path between them (the radiological path length of density-corrected
+kernel methods: Dieudonné et al., J Nucl Med 2013;54:236; Sanchez-Garcia et al., Phys Med Biol
+2014;59:4769, collapsed-cone superposition for 90Y). So activity that varies within 12 mm / rho_t
+of a lung voxel (about 4 cm) is placed too close: a hot tumour under the dome is seen from the lung
+through lung rather than through liver, and a thin active layer misses its deeper part (16 mm of
+active liver: -3 % in the first 4 mm of lung). A path-length kernel would need one ray trace per
+source-target pair within the lung range (thousands of offsets per voxel), which this module does
+not attempt. Its errors against Monte Carlo on a liver/lung slab and a patient-like phantom are
+measured in ``bench/bench_mc.py`` and reported in the README.
 """
 
 from __future__ import annotations

@@ -10,8 +10,15 @@ ICRP107_Y90_MEAN_BETA_MEV = 0.9330
 """Mean 90Y beta energy per decay stated by ICRP Publication 107 (0.932991 MeV): the reference for
 the energy the Monte Carlo source deposits."""
 
+# Densities of the phantoms compared with Monte Carlo: each is the nominal density of the MC material
+# the voxel gets (ICRU-46 liver 1.06; PENELOPE-2018's ICRP lung 0.30 and ICRP soft tissue 1.00), so
+# PenRed's per-voxel density factor is 1. PenRed does not scale the electron range with that factor
+# (a 0.15 g/mL lung point source keeps the 0.30 g/mL range: bench/bench_mc.py, part ``density_factor``),
+# so a reference at any other density would carry the engine's error, not the physics.
 LIVER_DENSITY_G_PER_ML = 1.06
-LUNG_DENSITY_G_PER_ML = 0.26
+LUNG_DENSITY_G_PER_ML = 0.30
+SOFT_TISSUE_DENSITY_G_PER_ML = 1.00
+AIR_DENSITY_G_PER_ML = 0.0012048
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,19 @@ class Slab:
         """Mean dose per 1 mm layer along x over the central region."""
         z, y = self.centre
         return dose[z, y, :].mean(axis=(0, 1))
+
+    def depth_profile_sigma(self, dose: np.ndarray, relative_uncertainty: np.ndarray) -> np.ndarray:
+        """1-sigma of ``depth_profile`` from per-voxel Monte Carlo uncertainties, added in quadrature.
+
+        Neighbouring voxels share histories, so this is a lower bound; the slab's laterally
+        coarse voxels (8 mm against a 1 mm layer) keep that correlation small."""
+        z, y = self.centre
+        sigma = np.nan_to_num(dose[z, y, :].astype(float) * relative_uncertainty[z, y, :])
+        return np.sqrt((sigma**2).sum(axis=(0, 1))) / (sigma.shape[0] * sigma.shape[1])
+
+    @property
+    def liver_mask(self) -> np.ndarray:
+        return self.tia_bq_s > 0
 
     def lung_depths_mm(self) -> np.ndarray:
         """Depth of each layer's centre into lung (negative in liver)."""
@@ -60,3 +80,57 @@ def uniform_sphere(diameter_mm: float = 100.0, voxel_mm: float = 4.0, tia_per_ml
     z, y, x = np.indices((n, n, n))
     inside = (x - centre) ** 2 + (y - centre) ** 2 + (z - centre) ** 2 <= (diameter_mm / 2.0 / voxel_mm) ** 2
     return np.where(inside, tia_per_ml_bq_s * voxel_mm**3 / 1000.0, 0.0), inside
+
+
+@dataclass(frozen=True)
+class TorsoPhantom:
+    """A patient-like liver dome under the right lung, on a clinical voxel grid (arrays (z, y, x), z cranial).
+
+    Regions are boolean masks; ``tia_bq_s`` holds the time-integrated activity per voxel."""
+
+    tia_bq_s: np.ndarray
+    density_g_per_ml: np.ndarray
+    spacing_xyz_mm: tuple[float, float, float]
+    liver: np.ndarray  # liver outside the tumour
+    tumour: np.ndarray
+    lung: np.ndarray
+
+    def regions(self) -> dict[str, np.ndarray]:
+        return {"lung": self.lung, "liver": self.liver, "tumour": self.tumour}
+
+
+def torso_phantom(voxel_mm: float = 4.0, administered_tia_bq_s: float = 2e9 * 3.33e5, lung_shunt_fraction: float = 0.10,
+                  tumour_to_normal: float = 4.0, tumour_diameter_mm: float = 32.0, tumour_depth_mm: float = 4.0) -> TorsoPhantom:
+    """Liver dome under a lung, tumour just below the dome, lung shunt spread uniformly through the lung.
+
+    Geometry (mm): an elliptic soft-tissue body (semi-axes 110 x 80 in x, y) 176 mm long in z; the liver
+    an ellipsoid (semi-axes 80, 60, 55 in x, y, z) whose dome reaches 40 mm below the top of the
+    grid; above the liver's mid-plane every body voxel more than 4 mm (a diaphragm) from the liver is
+    lung, except a 12 mm soft-tissue chest wall; the tumour a sphere touching the dome's
+    inner surface ``tumour_depth_mm`` below it. Activity: ``lung_shunt_fraction`` of ``administered_tia_bq_s`` uniform
+    in lung, the rest in the liver with the tumour ``tumour_to_normal`` times as concentrated.
+    The default total corresponds to 2 GBq of 90Y decaying in place (mean life 3.33e5 s)."""
+    from scipy import ndimage
+
+    n_xy = (int(round(240 / voxel_mm)), int(round(184 / voxel_mm)))
+    n_z = int(round(176 / voxel_mm))
+    z, y, x = np.indices((n_z, n_xy[1], n_xy[0]), dtype=float)
+    z, y, x = ((a + 0.5) * voxel_mm for a in (z, y, x))
+    cx, cy = n_xy[0] * voxel_mm / 2, n_xy[1] * voxel_mm / 2
+    body = ((x - cx) / 110.0) ** 2 + ((y - cy) / 80.0) ** 2 <= 1.0
+    liver_cz = n_z * voxel_mm - 40.0 - 55.0
+    liver_all = ((x - cx) / 80.0) ** 2 + ((y - cy) / 60.0) ** 2 + ((z - liver_cz) / 55.0) ** 2 <= 1.0
+    outside_liver_mm = ndimage.distance_transform_edt(~liver_all, sampling=voxel_mm)
+    inside_body_mm = ndimage.distance_transform_edt(body, sampling=voxel_mm)
+    lung = body & (z > liver_cz) & (outside_liver_mm > 4.0) & (inside_body_mm > 12.0)
+    radius = tumour_diameter_mm / 2.0
+    tumour = (x - cx) ** 2 + (y - cy) ** 2 + (z - (liver_cz + 55.0 - tumour_depth_mm - radius)) ** 2 <= radius**2
+    tumour &= liver_all
+    liver = liver_all & ~tumour
+    density = np.where(body, SOFT_TISSUE_DENSITY_G_PER_ML, AIR_DENSITY_G_PER_ML)
+    density[liver_all] = LIVER_DENSITY_G_PER_ML
+    density[lung] = LUNG_DENSITY_G_PER_ML
+    weight = liver + tumour_to_normal * tumour  # activity concentration relative to normal liver
+    tia = (1.0 - lung_shunt_fraction) * administered_tia_bq_s * weight / weight.sum()
+    tia += lung_shunt_fraction * administered_tia_bq_s * lung / lung.sum()
+    return TorsoPhantom(tia, density, (voxel_mm,) * 3, liver, tumour, lung)

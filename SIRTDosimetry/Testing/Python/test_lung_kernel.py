@@ -32,29 +32,6 @@ def test_homogeneous_medium_is_the_range_scaled_kernel():
     np.testing.assert_allclose(vsv_lung_dose_gy(tia, 1.0, SPACING), expected, rtol=1e-5, atol=1e-6 * expected.max())
 
 
-def test_slab_follows_radiological_depth():
-    """Beside uniformly active liver, the dose in lung at depth x equals the dose beyond the same
-    source in homogeneous liver at the same radiological depth, x * rho_lung / rho_liver (O'Connor
-    scaling along each path). The reference is computed on a grid whose layers are thinner by that
-    ratio, so layer k of one is layer k of the other. A soft-tissue kernel scaled in amplitude only
-    stops at the soft-tissue range instead."""
-    liver_layers, lung_layers, n_lat = 8, 6, 13  # 104 mm laterally: wider than twice the lung range
-    ratio = 0.26 / 1.06
-    spacing, spacing_ref = (4.0, 8.0, 8.0), (4.0 * ratio, 8.0, 8.0)
-    shape = (n_lat, n_lat, liver_layers + lung_layers)
-    density = np.full(shape, 0.26)
-    density[:, :, :liver_layers] = 1.06
-    tia = np.where(density > 1, 1e7, 0.0)
-    tia_ref = np.zeros(shape)
-    tia_ref[:, :, :liver_layers] = 1e7 * ratio  # same activity per mL on the thinner layers
-    d_lung = vsv_lung_dose_gy(tia, density, spacing)[6, 6, liver_layers:]
-    d_ref = vsv_lung_dose_gy(tia_ref, 1.06, spacing_ref)[6, 6, liver_layers:]
-    soft = density_corrected(vsv_dose_gy(tia, build_kernel_from_dpk(spacing, 1.06).values_mgy_per_mbq_s), density, 1.06)
-    np.testing.assert_allclose(d_lung[:3], d_ref[:3], rtol=0.03)  # 0-12 mm into lung
-    assert np.all(d_lung[1:3] > 3 * soft[6, 6, liver_layers + 1 : liver_layers + 3])
-    assert np.all(np.isfinite(d_lung)) and d_lung.min() >= 0
-
-
 def test_materials_follow_density_and_liver_segments():
     density = np.array([0.001, 0.26, 0.95, 1.03, 1.06, 1.5])
     names = [MC_MATERIALS[i].name for i in material_indices(density)]
@@ -77,3 +54,71 @@ def test_transport_box_ignores_faint_activity_for_its_extent():
 @pytest.mark.parametrize("material", [m for m in MC_MATERIALS if m.composition])
 def test_composition_materials_sum_to_one(material):
     assert sum(w for _, w in material.composition) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("exponent", [-2, -9])
+def test_scaling_theorem_in_a_homogeneous_medium(exponent):
+    """O'Connor's scaling theorem: a medium of density rho in which every length is scaled by 1/rho
+    receives rho^2 times the dose of the unit-density medium (same decays per voxel): the energy per
+    voxel is the same and the voxel mass is rho * (h/rho)^3 = h^3 / rho^2. Densities on the ladder
+    get their own kernel, so this holds to the kernel quadrature's round-off."""
+    rho = LADDER_RATIO**exponent
+    spacing = (3.0, 3.5, 4.0)
+    tia = np.zeros((11, 11, 11))
+    tia[5, 5, 5] = 2e9
+    tia[2:6, 4:7, 6:9] = 5e8
+    unit = vsv_lung_dose_gy(tia, 1.0, spacing)
+    scaled = vsv_lung_dose_gy(tia, rho, tuple(a / rho for a in spacing))
+    np.testing.assert_allclose(scaled, rho**2 * unit, rtol=1e-4, atol=1e-6 * float(scaled.max()))
+
+
+def _plane_depth_dose_mev(depth_water_mm: np.ndarray) -> np.ndarray:
+    """Energy (MeV) per unit radiological depth (g/cm^2 as mm of water) beyond a uniformly active
+    half-space, per decay per g of source: g(X) = int E'(r) (r - X)_+ / (2r) dr, the point kernel
+    integrated over a plane (P(z) = int_z E'(r) / (2r) dr) and over the half-space's depths. E' is
+    the Graves et al. kernel (energy uniform in r within each 0.1 mm shell) within the 12 mm cut-off."""
+    from SIRTDosimetryLib.dose.kernels import BETA_CUTOFF_WATER_MM, load_graves_dpk
+
+    dpk = load_graves_dpk()
+    keep = dpk.shells_within(BETA_CUTOFF_WATER_MM)
+    a, b, e = dpk.inner_radius_mm[keep], dpk.outer_radius_mm[keep], dpk.energy_mev[keep]
+    x = np.asarray(depth_water_mm, dtype=float)[:, None]
+    lo = np.clip(x, a, b)  # int_lo^b (r - X) / (2r) dr = [(r - X ln r) / 2]_lo^b, zero where X > b
+    log_term = np.where(x > 0, x * np.log(b / np.maximum(lo, 1e-300)), 0.0)  # X ln(b/lo) -> 0 as X -> 0
+    return ((e / (b - a)) * 0.5 * ((b - lo) - log_term)).sum(axis=1)
+
+
+def test_slab_matches_the_analytic_radiological_depth_dose():
+    """A uniformly active liver half-space beside lung: in a laterally uniform slab the transport in
+    radiological depth X = integral of rho dx does not depend on how the density is distributed
+    (Fano's and O'Connor's theorems, one dimension), so the dose in lung at depth x is the plane
+    integral of the water point kernel at X = rho_lung * x, per decay per g of source. This reference
+    is computed from the point kernel directly, without voxel kernels; each 4 mm lung layer is its
+    average over the layer. The method must match it layer by layer.
+
+    The liver is 48 mm thick: the method places every source at its distance scaled by the target's
+    density, so it needs the active layer to be deeper than the lung range (42 mm at this lung
+    density) to hold the 11.3 mm of liver that reach the lung; a 16 mm liver is 3 % low in the first
+    lung layer (the limitation stated in the module docstring)."""
+    from SIRTDosimetryLib.nuclides import MEV_TO_J
+
+    spacing = (4.0, 12.0, 12.0)
+    rho_liver, rho_lung = 1.06, LADDER_RATIO**-9  # a lung density on the ladder: no interpolation
+    liver_layers, lung_layers, n_lat = 12, 10, 9  # 48 mm of liver; 108 mm laterally, more than twice the lung range
+    density = np.full((n_lat, n_lat, liver_layers + lung_layers), rho_lung)
+    density[:, :, :liver_layers] = rho_liver
+    tia_per_voxel = 1e9
+    tia = np.where(density > 1, tia_per_voxel, 0.0)
+    dose = vsv_lung_dose_gy(tia, density, spacing)[n_lat // 2, n_lat // 2, liver_layers:]
+    decays_per_g = tia_per_voxel / (np.prod(spacing) / 1000.0 * rho_liver)
+    expected = []
+    for k in range(lung_layers):
+        depths = np.linspace(k, k + 1, 801) * spacing[0] * rho_lung
+        expected.append(np.trapezoid(_plane_depth_dose_mev(depths), depths) / (depths[-1] - depths[0]))
+    expected = np.array(expected) * decays_per_g * MEV_TO_J * 1e3
+    counted = expected > 1e-3 * expected[0]
+    assert counted.sum() >= 7  # 28 mm of lung, down to 1e-3 of the first layer
+    np.testing.assert_allclose(dose[counted], expected[counted], rtol=2e-3)
+    # a soft-tissue kernel scaled in amplitude only stops at the soft-tissue range instead
+    soft = density_corrected(vsv_dose_gy(tia, build_kernel_from_dpk(spacing, rho_liver).values_mgy_per_mbq_s), density, rho_liver)
+    assert np.all(dose[1:4] > 3 * soft[n_lat // 2, n_lat // 2, liver_layers + 1 : liver_layers + 4])
