@@ -103,26 +103,29 @@ def torso_phantom(voxel_mm: float = 4.0, administered_tia_bq_s: float = 2e9 * 3.
                   tumour_to_normal: float = 4.0, tumour_diameter_mm: float = 32.0, tumour_depth_mm: float = 4.0) -> TorsoPhantom:
     """Liver dome under a lung, tumour just below the dome, lung shunt spread uniformly through the lung.
 
-    Geometry (mm): an elliptic soft-tissue body (semi-axes 110 x 80 in x, y) 176 mm long in z; the liver
-    an ellipsoid (semi-axes 80, 60, 55 in x, y, z) whose dome reaches 40 mm below the top of the
+    Geometry (mm): an elliptic soft-tissue body (semi-axes 110 x 80 in x, y) 240 mm long in z; the liver
+    an ellipsoid (semi-axes 80, 60, 55 in x, y, z) whose dome reaches 100 mm below the top of the
     grid; above the liver's mid-plane every body voxel more than 4 mm (a diaphragm) from the liver is
-    lung, except a 12 mm soft-tissue chest wall; the tumour a sphere touching the dome's
+    lung, except a 12 mm soft-tissue chest wall and a 16 mm soft-tissue cap at the top of the grid (the lung
+    is closed: a lung face open to the grid's edge would lose, in Monte Carlo, the electrons that
+    tissue beyond it returns); the tumour a sphere touching the dome's
     inner surface ``tumour_depth_mm`` below it. Activity: ``lung_shunt_fraction`` of ``administered_tia_bq_s`` uniform
     in lung, the rest in the liver with the tumour ``tumour_to_normal`` times as concentrated.
     The default total corresponds to 2 GBq of 90Y decaying in place (mean life 3.33e5 s)."""
     from scipy import ndimage
 
     n_xy = (int(round(240 / voxel_mm)), int(round(184 / voxel_mm)))
-    n_z = int(round(176 / voxel_mm))
+    n_z = int(round(240 / voxel_mm))
     z, y, x = np.indices((n_z, n_xy[1], n_xy[0]), dtype=float)
     z, y, x = ((a + 0.5) * voxel_mm for a in (z, y, x))
     cx, cy = n_xy[0] * voxel_mm / 2, n_xy[1] * voxel_mm / 2
     body = ((x - cx) / 110.0) ** 2 + ((y - cy) / 80.0) ** 2 <= 1.0
-    liver_cz = n_z * voxel_mm - 40.0 - 55.0
+    liver_cz = n_z * voxel_mm - 100.0 - 55.0
     liver_all = ((x - cx) / 80.0) ** 2 + ((y - cy) / 60.0) ** 2 + ((z - liver_cz) / 55.0) ** 2 <= 1.0
     outside_liver_mm = ndimage.distance_transform_edt(~liver_all, sampling=voxel_mm)
     inside_body_mm = ndimage.distance_transform_edt(body, sampling=voxel_mm)
-    lung = body & (z > liver_cz) & (outside_liver_mm > 4.0) & (inside_body_mm > 12.0)
+    closed = z < n_z * voxel_mm - 16.0  # soft tissue over the lung's apex: no lung open to the grid's edge
+    lung = body & closed & (z > liver_cz) & (outside_liver_mm > 4.0) & (inside_body_mm > 12.0)
     radius = tumour_diameter_mm / 2.0
     tumour = (x - cx) ** 2 + (y - cy) ** 2 + (z - (liver_cz + 55.0 - tumour_depth_mm - radius)) ** 2 <= radius**2
     tumour &= liver_all

@@ -122,3 +122,28 @@ def test_slab_matches_the_analytic_radiological_depth_dose():
     # a soft-tissue kernel scaled in amplitude only stops at the soft-tissue range instead
     soft = density_corrected(vsv_dose_gy(tia, build_kernel_from_dpk(spacing, rho_liver).values_mgy_per_mbq_s), density, rho_liver)
     assert np.all(dose[1:4] > 3 * soft[n_lat // 2, n_lat // 2, liver_layers + 1 : liver_layers + 4])
+
+
+def test_summary_names_the_lung_method_and_its_measured_error(tmp_path):
+    """Every dose summary says which method gave the lung dose and its error against Monte Carlo."""
+    import json
+
+    import SimpleITK as sitk
+
+    from conftest import make_image
+    from sirt.main import main
+
+    activity = np.zeros((9, 9, 9), dtype=np.float32)
+    activity[3:6, 3:6, 3:6] = 1000.0  # Bq/mL
+    labels = np.zeros((9, 9, 9), dtype=np.uint8)
+    labels[3:6, 3:6, 3:6] = 1
+    sitk.WriteImage(make_image(activity, spacing=(4.0, 4.0, 4.0)), str(tmp_path / "pet.nrrd"))
+    sitk.WriteImage(make_image(labels, spacing=(4.0, 4.0, 4.0)), str(tmp_path / "seg.nrrd"))
+    code = main([
+        "dose", "--activity", str(tmp_path / "pet.nrrd"), "--segmentation", str(tmp_path / "seg.nrrd"), "--labels", "1=Tumor",
+        "--mode", "absolute", "--units", "bq_per_ml", "--method", "vsv-lung", "--output", str(tmp_path / "out"),
+    ])
+    assert code == 0
+    note = json.loads((tmp_path / "out" / "summary.json").read_text())["lung_dose_method"]
+    assert "range-scaled" in note and "Monte Carlo" in note
+    assert "slab" in note and "phantom" in note and "%" in note
