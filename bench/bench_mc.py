@@ -164,8 +164,12 @@ def phantom(decays: int, processes: int) -> dict:
     mc = run_monte_carlo(t.tia_bq_s, t.density_g_per_ml, spacing_zyx, MCSettings(decays=decays, processes=processes, seed=71),
                          liver_mask=t.liver | t.tumour)
     seconds["mc"] = mc.wall_seconds
+    from scipy import ndimage
+
+    from_liver_mm = ndimage.distance_transform_edt(~(t.liver | t.tumour), sampling=t.spacing_xyz_mm[::-1])
+    bands = {"lung_within_20mm_of_liver": t.lung & (from_liver_mm <= 20.0), "lung_beyond_20mm_of_liver": t.lung & (from_liver_mm > 20.0)}
     regions = {}
-    for name, mask in t.regions().items():
+    for name, mask in {**t.regions(), **bands}.items():
         reference = float(mc.dose_gy[mask].mean())
         sigma = float(np.sqrt(np.nansum((mc.dose_gy[mask].astype(float) * mc.relative_uncertainty[mask]) ** 2)) / mask.sum())
         regions[name] = {"voxels": int(mask.sum()), "mc_mean_gy": reference, "mc_mean_relative_sigma": sigma / reference,

@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from .kernels import MAX_KERNEL_HALF_WIDTH, BETA_CUTOFF_WATER_MM, build_kernel_from_dpk
+from .kernels import BETA_CUTOFF_WATER_MM, MAX_KERNEL_HALF_WIDTH, build_kernel_from_dpk
 from .vsv import vsv_dose_gy
 
 LADDER_RATIO = 1.15

@@ -114,8 +114,8 @@ def torso_phantom(voxel_mm: float = 4.0, administered_tia_bq_s: float = 2e9 * 3.
     The default total corresponds to 2 GBq of 90Y decaying in place (mean life 3.33e5 s)."""
     from scipy import ndimage
 
-    n_xy = (int(round(240 / voxel_mm)), int(round(184 / voxel_mm)))
-    n_z = int(round(240 / voxel_mm))
+    n_xy = (round(240 / voxel_mm), round(184 / voxel_mm))
+    n_z = round(240 / voxel_mm)
     z, y, x = np.indices((n_z, n_xy[1], n_xy[0]), dtype=float)
     z, y, x = ((a + 0.5) * voxel_mm for a in (z, y, x))
     cx, cy = n_xy[0] * voxel_mm / 2, n_xy[1] * voxel_mm / 2
