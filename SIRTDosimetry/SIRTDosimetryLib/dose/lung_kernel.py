@@ -22,9 +22,10 @@ radiological depth X = integral of rho dx does not depend on how the density is 
 one-dimensional case of Fano's and O'Connor's theorems; it holds for the scattered, not only the
 straight, paths), so beside a uniformly active medium of density rho_s the dose at depth x in a
 medium of density rho_t is (A/rho_s) g(rho_t x), g the water depth dose of an active half-space.
-The convolution reproduces this exactly when the activity is uniform over the depth
-12 mm / rho_t behind the interface (SIRTDosimetry/Testing/Python/test_lung_kernel.py compares it
-with g computed from the point kernel directly).
+The convolution reproduces this exactly when the activity is uniform over the real depth
+max(12 mm / rho_t, 12 mm / rho_s) behind the interface, what both the target's and the true
+view of the source reach (SIRTDosimetry/Testing/Python/test_lung_kernel.py compares it with g
+computed from the point kernel directly).
 
 What it misses. A source is placed at its real distance scaled by the target's density, not by
 the mean density of the path between them (the radiological path length of density-corrected
@@ -32,7 +33,9 @@ kernel methods: Dieudonné et al., J Nucl Med 2013;54:236; Sanchez-Garcia et al.
 2014;59:4769, collapsed-cone superposition for 90Y). So activity that varies within 12 mm / rho_t
 of a lung voxel (about 4 cm) is placed too close: a hot tumour under the dome is seen from the lung
 through lung rather than through liver, and a thin active layer misses its deeper part (16 mm of
-active liver: -3 % in the first 4 mm of lung). A path-length kernel would need one ray trace per
+active liver: -3 % in the first 4 mm of lung). For the same reason activity in air would count
+1/rho_air (~800) times: air voxels' activity is dropped (1 % noise in air beside tissue would
+otherwise multiply the dose in the outer 4 mm of tissue by 2.6). A path-length kernel would need one ray trace per
 source-target pair within the lung range (thousands of offsets per voxel), which this module does
 not attempt. Its errors against Monte Carlo on a liver/lung slab and a patient-like phantom are
 measured in ``bench/bench_mc.py`` and reported in the README.
@@ -45,10 +48,14 @@ import math
 import numpy as np
 
 from .kernels import BETA_CUTOFF_WATER_MM, MAX_KERNEL_HALF_WIDTH, build_kernel_from_dpk
+from .mc_materials import MC_MATERIALS
 from .vsv import vsv_dose_gy
 
 LADDER_RATIO = 1.15
 """Ratio between neighbouring densities of the ladder: kernels differ by 15 % in range."""
+
+AIR_UPPER_DENSITY_G_PER_ML = MC_MATERIALS[0].upper_density_g_per_ml
+"""Voxels below this density are air (the tissue classes of ``mc_materials``): their activity is not transported."""
 
 DENSITY_FLOOR_G_PER_ML = 0.1
 """Lowest density given its own kernel (air voxels use it: the dose in air is not reported)."""
@@ -87,7 +94,9 @@ def vsv_lung_dose_gy(tia_bq_s: np.ndarray, density_g_per_ml: np.ndarray | float,
     density = np.array(np.broadcast_to(np.asarray(density_g_per_ml, dtype=np.float64), tia.shape))
     ladder = density_ladder(density, spacing_xyz_mm)
     weights = ladder_weights(density, ladder)
-    per_density = tia / density
+    # Decays in air (noise outside the body) would be weighted by 1/rho_air (~800): their electrons
+    # leave instead, so they are dropped (the part that reaches tissue within a voxel is neglected).
+    per_density = np.divide(tia, density, out=np.zeros_like(tia), where=density >= AIR_UPPER_DENSITY_G_PER_ML)
     dose = np.zeros(tia.shape, dtype=np.float64)
     for k in range(ladder.size):
         if weights[k].any():

@@ -32,6 +32,17 @@ def test_homogeneous_medium_is_the_range_scaled_kernel():
     np.testing.assert_allclose(vsv_lung_dose_gy(tia, 1.0, SPACING), expected, rtol=1e-5, atol=1e-6 * expected.max())
 
 
+def test_activity_in_air_is_not_amplified():
+    """Noise in air outside the body (1 % of the tissue's activity) must not raise the skin dose: weighted
+    by 1/rho_air it would multiply the outer 4 mm of tissue by 2.6 (4 mm voxels)."""
+    density = np.full((5, 5, 10), 1.0)
+    density[:, :, 5:] = 0.0012
+    tia = np.where(density > 0.5, 1e9, 0.0)
+    noisy = np.where(density > 0.5, 1e9, 1e7)
+    clean, with_noise = (vsv_lung_dose_gy(a, density, (8.0, 8.0, 8.0))[2, 2, :5] for a in (tia, noisy))
+    np.testing.assert_allclose(with_noise, clean, rtol=1e-6)
+
+
 def test_materials_follow_density_and_liver_segments():
     density = np.array([0.001, 0.26, 0.95, 1.03, 1.06, 1.5])
     names = [MC_MATERIALS[i].name for i in material_indices(density)]
