@@ -27,18 +27,20 @@ max(12 mm / rho_t, 12 mm / rho_s) behind the interface, what both the target's a
 view of the source reach (SIRTDosimetry/Testing/Python/test_lung_kernel.py compares it with g
 computed from the point kernel directly).
 
-What it misses. A source is placed at its real distance scaled by the target's density, not by
-the mean density of the path between them (the radiological path length of density-corrected
-kernel methods: Dieudonné et al., J Nucl Med 2013;54:236; Sanchez-Garcia et al., Phys Med Biol
-2014;59:4769, collapsed-cone superposition for 90Y). So activity that varies within 12 mm / rho_t
-of a lung voxel (about 4 cm) is placed too close: a hot tumour under the dome is seen from the lung
-through lung rather than through liver, and a thin active layer misses its deeper part (16 mm of
-active liver: -3 % in the first 4 mm of lung). For the same reason activity in air would count
-1/rho_air (~800) times: air voxels' activity is dropped (1 % noise in air beside tissue would
-otherwise multiply the dose in the outer 4 mm of tissue by 2.6). A path-length kernel would need one ray trace per
-source-target pair within the lung range (thousands of offsets per voxel), which this module does
-not attempt. Its errors against Monte Carlo on a liver/lung slab and a patient-like phantom are
-measured in ``bench/bench_mc.py`` and reported in the README.
+What it misses. A source is placed at its real distance scaled by the target's density, not by the
+mean density of the path between them (the radiological path length of density-corrected kernel
+methods: Dieudonné et al., J Nucl Med 2013;54:236; Sanchez-Garcia et al., Phys Med Biol
+2014;59:4769, collapsed-cone superposition for 90Y). So activity that varies within 12 mm / rho_t of
+a lung voxel (about 4 cm) is placed too close: liver activity under the dome, and lung activity
+beyond it, are seen from the lung through lung rather than through liver (on the torso phantom of
+``bench/bench_mc.py``: +27 % in the lung within 2 cm of the liver, +0.5 % beyond), and a thin active
+layer misses its deeper part (16 mm of active liver: -3 % in the first 4 mm of lung). For the same
+reason activity in air would count 1/rho_air (~800) times: air voxels' activity is dropped (1 %
+noise in air beside tissue would otherwise multiply the dose in the outer 4 mm of tissue by 2.6). A
+path-length kernel would need one ray trace per source-target pair within the lung range (thousands
+of offsets per voxel), which this module does not attempt. Its errors against Monte Carlo on a
+liver/lung slab and a patient-like phantom are measured in ``bench/bench_mc.py`` and reported in the
+README.
 """
 
 from __future__ import annotations
@@ -58,13 +60,18 @@ AIR_UPPER_DENSITY_G_PER_ML = MC_MATERIALS[0].upper_density_g_per_ml
 """Voxels below this density are air (the tissue classes of ``mc_materials``): their activity is not transported."""
 
 DENSITY_FLOOR_G_PER_ML = 0.1
-"""Lowest density given its own kernel (air voxels use it: the dose in air is not reported)."""
+"""Lowest density given its own kernel; lung below it (0.05-0.1 g/mL, emphysema) shares it."""
 
 
 def density_ladder(density: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:
-    """Ladder densities c_k = 1.15^k g/mL spanning the densities present (floored so kernels fit)."""
+    """Ladder densities c_k = 1.15^k g/mL spanning the densities present (floored so kernels fit).
+
+    Air voxels do not widen the ladder: they take its lowest kernel (the dose in air is not
+    reported), which spares the widest kernel (0.09 g/mL, 67^3 voxels at 4 mm), most of the cost
+    with a CT."""
     floor = max(DENSITY_FLOOR_G_PER_ML, BETA_CUTOFF_WATER_MM / (MAX_KERNEL_HALF_WIDTH * min(spacing_mm)))
-    low = max(float(np.min(density)), floor)
+    tissue = density[density >= AIR_UPPER_DENSITY_G_PER_ML]
+    low = max(float(np.min(tissue if tissue.size else density)), floor)
     high = max(float(np.max(density)), low)
     step = math.log(LADDER_RATIO)
     k_low = math.floor(math.log(low) / step + 1e-9)

@@ -43,6 +43,19 @@ def test_activity_in_air_is_not_amplified():
     np.testing.assert_allclose(with_noise, clean, rtol=1e-6)
 
 
+def test_air_does_not_widen_the_ladder():
+    """Air voxels take the lowest tissue kernel: the tissue's dose is that of the same grid with lung
+    instead of air, and no kernel below the lung's is built."""
+    density = np.full((5, 5, 12), 1.0)
+    density[:, :, 6:9] = 0.3
+    density[:, :, 9:] = 0.0012
+    assert density_ladder(density, (8.0, 8.0, 8.0))[0] == pytest.approx(LADDER_RATIO**-9)  # 0.284 <= 0.3
+    tia = np.where(density > 0.5, 1e9, 0.0)
+    as_lung = np.where(density < 0.05, 0.3, density)
+    with_air, with_lung = (vsv_lung_dose_gy(tia, d, (8.0, 8.0, 8.0))[2, 2, :9] for d in (density, as_lung))
+    np.testing.assert_allclose(with_air, with_lung, rtol=1e-6)
+
+
 def test_materials_follow_density_and_liver_segments():
     density = np.array([0.001, 0.26, 0.95, 1.03, 1.06, 1.5])
     names = [MC_MATERIALS[i].name for i in material_indices(density)]
