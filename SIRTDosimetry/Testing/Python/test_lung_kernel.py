@@ -148,26 +148,23 @@ def test_slab_matches_the_analytic_radiological_depth_dose():
     assert np.all(dose[1:4] > 3 * soft[n_lat // 2, n_lat // 2, liver_layers + 1 : liver_layers + 4])
 
 
-def test_summary_names_the_lung_method_and_its_measured_error(tmp_path):
-    """Every dose summary says which method gave the lung dose and its error against Monte Carlo."""
+def test_summary_names_the_lung_method_and_its_measured_error(tmp_path, patient2_paths):
+    """Sample patient 2 (no CT: one density): the summary says which method gave the lung dose and its
+    error against Monte Carlo, and the liver mean equals the soft-tissue VSV's within the ladder's
+    interpolation (1.03 g/mL between the 1.0 and 1.15 g/mL kernels)."""
     import json
 
-    import SimpleITK as sitk
-
-    from conftest import make_image
     from sirt.main import main
 
-    activity = np.zeros((9, 9, 9), dtype=np.float32)
-    activity[3:6, 3:6, 3:6] = 1000.0  # Bq/mL
-    labels = np.zeros((9, 9, 9), dtype=np.uint8)
-    labels[3:6, 3:6, 3:6] = 1
-    sitk.WriteImage(make_image(activity, spacing=(4.0, 4.0, 4.0)), str(tmp_path / "pet.nrrd"))
-    sitk.WriteImage(make_image(labels, spacing=(4.0, 4.0, 4.0)), str(tmp_path / "seg.nrrd"))
-    code = main([
-        "dose", "--activity", str(tmp_path / "pet.nrrd"), "--segmentation", str(tmp_path / "seg.nrrd"), "--labels", "1=Tumor",
-        "--mode", "absolute", "--units", "bq_per_ml", "--method", "vsv-lung", "--output", str(tmp_path / "out"),
-    ])
-    assert code == 0
-    note = json.loads((tmp_path / "out" / "summary.json").read_text())["lung_dose_method"]
-    assert "range-scaled" in note and "Monte Carlo" in note
-    assert "slab" in note and "phantom" in note and "%" in note
+    spect, seg = patient2_paths
+    summaries = {}
+    for method in ("vsv", "vsv-lung"):
+        out = tmp_path / method
+        args = ["dose", "--activity", str(spect), "--segmentation", str(seg), "--mode", "relative", "--administered-activity-gbq",
+                "2.0", "--calibration-voi", "liver", "--clamp-negative", "--kernel", "dpk", "--method", method, "--output", str(out)]
+        assert main(args) == 0
+        summaries[method] = json.loads((out / "summary.json").read_text())
+    note = summaries["vsv-lung"]["lung_dose_method"]
+    assert "range-scaled" in note and "Monte Carlo" in note and "slab" in note and "phantom" in note and "%" in note
+    liver = {m: next(x for x in s["segments"] if x["name"] == "liver")["dose_mean_gy"] for m, s in summaries.items()}
+    assert liver["vsv-lung"] == pytest.approx(liver["vsv"], rel=5e-3)
