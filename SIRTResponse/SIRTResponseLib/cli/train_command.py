@@ -11,7 +11,7 @@ from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import check_output_dir, check_outputs
-from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+from SIRTDosimetryLib.parallel import check_scheduler_reachable
 
 from ..best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER
 from ..model_card import MODEL_FILES
