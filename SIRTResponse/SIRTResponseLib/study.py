@@ -41,7 +41,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from SIRTDosimetryLib.errors import SIRTInputError
-from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, write_json_atomic
+from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, worker_count, write_json_atomic
 from SIRTDosimetryLib.provenance import to_jsonable
 
 from .best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER, StudyNull, permuted_labels, sequential_done
@@ -425,6 +425,19 @@ def permutation_check(
 def _permuted_auc(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups, columns: list[str], config: StudyConfig) -> float:
     outcome = run_model(spec, X, y, groups, columns, config)
     return auc_score(y, outcome.scores) if outcome.status == "ok" else float("nan")
+
+
+def rerun_seconds_estimate(result: StudyResult, n_jobs: int = 1, dask_address: str | None = None) -> float:
+    """Wall seconds that one rerun of the whole search (one step of :func:`study_null`) should take.
+
+    The study's own wall time when it computed every model; for a resumed study, the compute
+    seconds saved with every model spread over the local workers (on Dask, whose worker count is
+    not known here, the compute seconds themselves: an upper bound).
+    """
+    if result.n_reused == 0:
+        return result.seconds
+    compute = float(sum(o.seconds for o in result.outcomes.values()))
+    return compute if dask_address else compute / worker_count(n_jobs)
 
 
 def study_null(
