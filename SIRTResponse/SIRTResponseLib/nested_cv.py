@@ -125,6 +125,7 @@ class ClassifierFolds:
     best_params: list[dict] = field(default_factory=list)
     selected_columns: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: what the folds cost without other work on the machine
     n_warnings: int = 0
     error: str = ""
 
@@ -163,10 +164,10 @@ def nested_cv_group(
     groups: np.ndarray | None,
     config: CVSettings,
     memory: Memory | None = None,
-) -> tuple[dict[str, ClassifierFolds], float]:
+) -> tuple[dict[str, ClassifierFolds], float, float]:
     """Nested CV of every classifier with one selector on these rows.
 
-    Returns ``(results per classifier, seconds of the shared steps)``; warnings of the shared steps
+    Returns ``(results per classifier, seconds and CPU seconds of the shared steps)``; warnings of the shared steps
     are counted for every classifier. A classifier that fails gets its ``error``; a failure of the
     shared steps (or of the splits) fails all of them.
     """
@@ -175,12 +176,12 @@ def nested_cv_group(
     results = {c: ClassifierFolds(np.full(len(y), np.nan), np.full(len(y), -1)) for c in classifiers}
     grids = {c: param_grid(selector, c, config.n_features) for c in classifiers}
     ks = sorted(set(config.n_features)) if len(config.n_features) > 1 else [config.n_features[0]]
-    shared_seconds = 0.0
+    shared_seconds = shared_cpu_seconds = 0.0
     with warnings.catch_warnings(record=True) as shared_warnings, threadpool_limits(1):
         warnings.simplefilter("always")
         try:
             for fold, (train, test) in enumerate(outer_splits(config, y, groups)):
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 X_train, y_train = X[train], y[train]
                 parts = [(X_train, y_train, X[test], None)]  # the refit part first, then the inner splits
                 if any(grids.values()):
@@ -193,6 +194,7 @@ def nested_cv_group(
                         chosen = select(pre.fit_X, fit_y, pre.eval_X, selector, k, config.smote, config.smote_k, config.seed)
                         prepared[p, k] = PreparedSplit(chosen.fit_X, chosen.fit_y, chosen.eval_X, pre.columns[chosen.columns])
                 shared_seconds += time.perf_counter() - start
+                shared_cpu_seconds += time.process_time() - cpu_start
                 validation = [part[3] for part in parts[1:]]
                 for name in classifiers:
                     _fold(name, selector, grids[name], prepared, validation, config, results[name], fold, test)
@@ -201,7 +203,7 @@ def nested_cv_group(
                 result.error = result.error or f"{type(exc).__name__}: {exc}"
     for result in results.values():
         result.n_warnings += len(shared_warnings)
-    return results, shared_seconds
+    return results, shared_seconds, shared_cpu_seconds
 
 
 def _best_candidate(means: np.ndarray) -> int:
@@ -215,7 +217,7 @@ def _fold(name: str, selector: str, grid: dict, prepared: dict, validation: list
     """One outer fold of one classifier: grid search on the inner splits, refit, predict the test rows."""
     if result.error:
         return
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -241,3 +243,4 @@ def _fold(name: str, selector: str, grid: dict, prepared: dict, validation: list
             result.error = f"{type(exc).__name__}: {exc}"
     result.n_warnings += len(caught)
     result.seconds += time.perf_counter() - start
+    result.cpu_seconds += time.process_time() - cpu_start

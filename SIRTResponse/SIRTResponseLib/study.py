@@ -120,6 +120,7 @@ class ModelOutcome:
     selected_features: list[list[str]] = field(default_factory=list)
     n_inputs: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process: seconds on an otherwise idle core
     n_warnings: int = 0
     error: str = ""
     fingerprint: str = ""
@@ -169,11 +170,12 @@ def run_model_group(
     """Nested cross-validation of one strategy and selector with every classifier; never raises
     for a failing model (status "failed"). The shared steps' time is spread over the models."""
     memory = Memory(str(cache_dir), verbose=0) if cache_dir is not None else None
-    results, shared_seconds = nested_cv_group(selector, tuple(classifiers), X, y, groups, config, memory)
+    results, shared_seconds, shared_cpu_seconds = nested_cv_group(selector, tuple(classifiers), X, y, groups, config, memory)
     outcomes = []
     for classifier, result in results.items():
         outcome = ModelOutcome(strategy, selector, classifier, status="ok", n_inputs=X.shape[1])
         outcome.seconds = result.seconds + shared_seconds / len(results)
+        outcome.cpu_seconds = result.cpu_seconds + shared_cpu_seconds / len(results)
         outcome.n_warnings = result.n_warnings
         if not result.error and not np.all(np.isfinite(result.scores)):
             result.error = "ValueError: the model predicted non-finite probabilities"
