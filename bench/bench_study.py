@@ -29,7 +29,8 @@ worker processes (a fresh folder each, so nothing is reused). ``--null-reruns N`
 of the whole search on permuted labels: the cost of one step of the study-level null.
 
 The machine's load average before and after is recorded: other work on a shared machine slows
-every model. When only a subset of strategies is run, the full-study time is extrapolated per
+every model. Each model also records its worker's CPU seconds (``process_time``);
+``quiet_wall_estimate_s`` = their sum / ``--jobs`` estimates the time on an idle machine. When only a subset of strategies is run, the full-study time is extrapolated per
 (selector, classifier) pair: the mean time of a pair over the measured strategies, weighted by the
 number of input features (time ∝ a + b·features is fitted per pair by least squares when the subset
 has strategies of at least two sizes; otherwise the plain mean is used), summed over the 36
