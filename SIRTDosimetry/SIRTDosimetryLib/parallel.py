@@ -153,6 +153,10 @@ class DaskExecutor:
     def restart(self) -> None:
         pass
 
+    def threads(self) -> int:
+        """Tasks the cluster runs at once (threads over all its workers)."""
+        return max(1, sum(self.client.nthreads().values()))
+
     def close(self) -> None:
         self.client.close()
 
@@ -160,13 +164,16 @@ class DaskExecutor:
 Executor = InlineExecutor | LocalExecutor | DaskExecutor
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None) -> Executor:
+def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None,
+                  inline: bool = True) -> Executor:
     """Dask when given a scheduler address, else local processes (``workers``, see ``worker_count``), or
-    this process for one worker (``initializer`` runs in each worker process, not in this one)."""
+    this process for one worker (``initializer`` runs in each worker process, not in this one).
+    ``inline=False`` keeps even one worker out of this process, so that the caller can watch and
+    cancel a task while it runs."""
     if scheduler:
         return DaskExecutor(scheduler)
     count = worker_count(workers)
-    return InlineExecutor() if count <= 1 else LocalExecutor(count, initializer)
+    return InlineExecutor() if count <= 1 and inline else LocalExecutor(count, initializer)
 
 
 def map_unordered(fn: Callable, calls: Iterable[tuple], workers: int | None = 1, scheduler: str | None = None) -> Iterator:

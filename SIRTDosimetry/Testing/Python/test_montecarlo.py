@@ -129,15 +129,20 @@ def test_cli_dose_mc_writes_uncertainty_and_record(tmp_path):
     assert summary["segments"][0]["dose_mean_gy"] > 0
 
 
-def test_batches_run_on_dask_workers():
-    """With a scheduler address the batches run on its workers (here a local cluster) and combine alike."""
+def test_batches_run_on_a_local_dask_cluster_and_cancel_there():
+    """With a scheduler address the batches run on the cluster's worker processes through the shared
+    parallel engine, combine exactly as local batches with the same seeds, and stop on a cancel."""
     distributed = pytest.importorskip("distributed", reason="Dask batches need the 'dask' extra")
     tia = np.zeros((5, 5, 5))
     tia[2, 2, 2] = 1e6
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster:
         settings = MCSettings(decays=2000, processes=2, batch_decays=1000, seed=17, scheduler=cluster.scheduler_address)
         seen = []
         mc = run_monte_carlo(tia, 1.0, (3.0, 3.0, 3.0), settings, progress=seen.append)
+        cancelled = []
+        with pytest.raises(MCCancelled):
+            run_monte_carlo(tia, 1.0, (3.0, 3.0, 3.0), MCSettings(decays=10**7, batch_decays=10**6, scheduler=cluster.scheduler_address),
+                            progress=cancelled.append, cancel=lambda: len(cancelled) > 2)
     assert mc.decays_simulated == 2000 and sorted(mc.seed_pairs) == [17, 18]
     assert seen[-1] == 1.0
     local = run_monte_carlo(tia, 1.0, (3.0, 3.0, 3.0), MCSettings(decays=2000, processes=2, batch_decays=1000, seed=17))

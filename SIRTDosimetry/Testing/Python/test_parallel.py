@@ -49,6 +49,11 @@ def test_executor_choice_and_worker_counts():
         assert isinstance(pool, LocalExecutor) and pool.workers == 2
     finally:
         pool.close()
+    single = make_executor(1, inline=False)  # one worker, but out of this process (watchable, cancellable)
+    try:
+        assert isinstance(single, LocalExecutor) and single.workers == 1
+    finally:
+        single.close()
     assert worker_count(None) == worker_count(-1) == available_cpus()
     assert worker_count(-2) == max(1, available_cpus() - 1)
     assert worker_count(0) == 1
