@@ -16,8 +16,10 @@ Physics (PENELOPE-2018 through PenRed, Gimenez-Alventosa et al., Comput Phys Com
 one electron per decay, isotropic, position uniform inside a voxel chosen in proportion to its
 time-integrated activity (PenRed's ``3D_MEASURE`` sampler), energy from the ICRP 107 90Y beta
 spectrum (Eckerman & Endo, ICRP Publication 107, 2008) linearly interpolated onto 2 keV bins.
-Dose to medium is tallied per voxel; PenRed's voxel mass uses the material's nominal density, so
-the tally is divided by each voxel's density factor to give energy per unit mass of that voxel.
+Each material is generated at the density the job gives it (the median of its voxels, see
+``mc_materials``), so density factors stay near 1. Dose to medium is tallied per voxel; PenRed's
+voxel mass uses the material's density, so the tally is divided by each voxel's density factor to
+give energy per unit mass of that voxel.
 """
 
 from __future__ import annotations
@@ -61,20 +63,48 @@ def write_spectrum(path: Path, lower_ev: np.ndarray, probability: np.ndarray, to
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
+STANDARD_ATOMIC_WEIGHTS = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999, 11: 22.990, 12: 24.305, 15: 30.974, 16: 32.06,
+                           17: 35.45, 18: 39.95, 19: 39.098, 20: 40.078, 26: 55.845, 30: 65.38}
+"""Standard atomic weights (IUPAC 2021, abridged) of the elements of the predefined materials used,
+to turn PENELOPE's atoms per molecule into the weight fractions ``materials.create`` takes."""
+
+
+def _header(path: Path) -> list[str]:
+    return path.read_text(encoding="latin-1").splitlines()[:40]
+
+
+def listed_composition(penelope_id: int, scratch: Path) -> list[tuple[int, float]]:
+    """(Z, weight fraction) of a PENELOPE-2018 predefined material, read from the file it generates."""
+    from pyPenred import simulation
+
+    simulation.materials.createListed(int(penelope_id), str(scratch))
+    atoms = []
+    for line in _header(scratch):
+        if "atomic number" in line and "atoms/molecule" in line:
+            z_part, n_part = line.split(",")
+            atoms.append((int(z_part.split("=")[1]), float(n_part.split("=")[1])))
+    scratch.unlink()
+    mass = [(z, n * STANDARD_ATOMIC_WEIGHTS[z]) for z, n in atoms]
+    total = sum(m for _, m in mass)
+    return [(z, m / total) for z, m in mass]
+
+
 def _material_file(job_dir: Path, index: int, material: dict) -> tuple[Path, float]:
-    """Create (once per job) the PENELOPE material file; return it and its nominal density."""
+    """Create (once per job) the PENELOPE material file at the density the job gives it (see
+    ``mc_materials``: a density factor is not a reliable substitute); return it and that density."""
     from pyPenred import simulation
 
     path = job_dir / f"material{index}.mat"
     if not path.exists():
-        partial = path.with_suffix(f".{time.time_ns()}.part")
+        stamp = time.time_ns()
+        partial = path.with_suffix(f".{stamp}.part")
         if material.get("penelope_id") is not None:
-            simulation.materials.createListed(int(material["penelope_id"]), str(partial))
+            composition = listed_composition(int(material["penelope_id"]), path.with_suffix(f".{stamp}.listed"))
         else:
             composition = [(int(z), float(w)) for z, w in material["composition"]]
-            simulation.materials.create(material["name"], float(material["density_g_per_ml"]), composition, str(partial))
+        simulation.materials.create(material["name"], float(material["density_g_per_ml"]), composition, str(partial))
         partial.replace(path)  # atomic: concurrent batches of one job never read a half-written file
-    for line in path.read_text(encoding="latin-1").splitlines()[:5]:
+    for line in _header(path)[:5]:
         if "Mass density" in line:
             return path, float(line.split("=")[1].split()[0])
     raise RuntimeError(f"no mass density in {path}")

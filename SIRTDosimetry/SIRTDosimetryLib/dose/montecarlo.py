@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import SIRTInputError
 from ..nuclides import MEV_TO_J
 from ..parallel import DaskExecutor, Executor, make_executor, worker_count
-from .mc_materials import MC_MATERIALS, material_indices
+from .mc_materials import MC_MATERIALS, material_indices, representative_densities
 
 EV_PER_G_TO_GY = MEV_TO_J * 1e-6 * 1e3
 """1 eV/g = 1.602e-16 J/kg."""
@@ -113,6 +113,7 @@ class MCDose:
     wall_seconds: float
     settings: MCSettings
     materials: dict[str, int] = field(default_factory=dict)  # material -> voxels in the transport region
+    material_densities_g_per_ml: dict[str, float] = field(default_factory=dict)  # material -> density it was generated at
     activity_outside_box_fraction: float = 0.0  # activity not transported (below BOX_ACTIVITY_FRACTION, outside the box)
 
     @property
@@ -145,16 +146,18 @@ def transport_box(tia: np.ndarray, density: np.ndarray, spacing_mm_zyx: tuple[fl
 def write_job(
     job_dir: Path, tia: np.ndarray, density: np.ndarray, spacing_mm_zyx: tuple[float, float, float],
     settings: MCSettings, liver_mask: np.ndarray | None, nuclide: str = "Y-90",
-) -> dict[str, int]:
-    """Write the files a worker reads; return voxels per material used."""
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Write the files a worker reads; return voxels per material used and the density (g/mL) each
+    material is generated at."""
     index = material_indices(density, liver_mask)
+    generated_at = representative_densities(density, index)
     used = np.unique(index)
     remap = np.zeros(len(MC_MATERIALS), dtype=np.uint8)
     remap[used] = np.arange(1, used.size + 1)
     materials = []
     for i in used:
         m = MC_MATERIALS[i]
-        materials.append({"name": m.name, "penelope_id": m.penelope_id, "composition": m.composition, "density_g_per_ml": m.density_g_per_ml})
+        materials.append({"name": m.name, "penelope_id": m.penelope_id, "composition": m.composition, "density_g_per_ml": generated_at[int(i)]})
     job = {
         "nuclide": nuclide,
         "shape": list(tia.shape),
@@ -168,7 +171,8 @@ def write_job(
     np.save(job_dir / "material.npy", remap[index])
     np.save(job_dir / "density.npy", np.asarray(density, dtype=np.float64))
     np.save(job_dir / "source.npy", np.asarray(tia, dtype=np.float64))
-    return {MC_MATERIALS[i].name: int(np.sum(index == i)) for i in used}
+    return ({MC_MATERIALS[i].name: int(np.sum(index == i)) for i in used},
+            {MC_MATERIALS[i].name: generated_at[int(i)] for i in used})
 
 
 def _worker_command(job_dir: Path, *args: object) -> list[str]:
@@ -262,8 +266,8 @@ def run_monte_carlo(
     start = time.perf_counter()
     job_dir = Path(tempfile.mkdtemp(prefix="sirt-mc-"))
     try:
-        materials = write_job(job_dir, tia[box], density[box], spacing_mm_zyx, settings,
-                              None if liver_mask is None else liver_mask[box], nuclide)
+        materials, generated_at = write_job(job_dir, tia[box], density[box], spacing_mm_zyx, settings,
+                                            None if liver_mask is None else liver_mask[box], nuclide)
         prepared = subprocess.run(_worker_command(job_dir, "prepare"), env=_worker_env(), capture_output=True, cwd=job_dir)
         _check_worker(prepared.returncode, prepared.stderr, job_dir, "preparation")
         acc = _run_batches(job_dir, tia[box].shape, settings, target_box, progress, cancel)
@@ -281,7 +285,7 @@ def run_monte_carlo(
         dose_gy=dose, relative_uncertainty=relative, decays_simulated=acc.decays, decays_represented=decays_represented,
         seed_pairs=acc.seed_pairs, achieved_uncertainty=_uncertainty(mean, sigma, target_box),
         cpu_seconds=acc.cpu_seconds, wall_seconds=time.perf_counter() - start, settings=settings, materials=materials,
-        activity_outside_box_fraction=outside,
+        material_densities_g_per_ml=generated_at, activity_outside_box_fraction=outside,
     )
 
 
@@ -356,5 +360,6 @@ def mc_record(result: MCDose) -> dict:
         "cpu_seconds": result.cpu_seconds,
         "wall_seconds": result.wall_seconds,
         "materials_voxels": result.materials,
+        "materials_generated_at_g_per_ml": result.material_densities_g_per_ml,
         "activity_outside_box_fraction": result.activity_outside_box_fraction,
     }
