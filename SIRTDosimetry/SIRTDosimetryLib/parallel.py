@@ -99,15 +99,20 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """A pool of spawned worker processes; ``initializer`` runs once in each."""
+    """A pool of spawned worker processes; ``initializer`` runs once in each. With ``threads=True`` a
+    pool of threads instead, for tasks that only start and wait on a child process of their own
+    (no worker interpreter to spawn, which also works where ``sys.executable`` is not Python)."""
 
-    def __init__(self, workers: int, initializer: Callable[[], None] | None = None):
+    def __init__(self, workers: int, initializer: Callable[[], None] | None = None, threads: bool = False):
         self.workers = workers
         self.initializer = initializer
+        self.threads = threads
         with single_threaded_children():
             self.pool = self._new()
 
     def _new(self):
+        if self.threads:
+            return cf.ThreadPoolExecutor(self.workers, initializer=self.initializer)
         return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=self.initializer)
 
     def submit(self, fn, *args):
@@ -165,15 +170,18 @@ Executor = InlineExecutor | LocalExecutor | DaskExecutor
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None,
-                  inline: bool = True) -> Executor:
+                  threads: bool = False) -> Executor:
     """Dask when given a scheduler address, else local processes (``workers``, see ``worker_count``), or
     this process for one worker (``initializer`` runs in each worker process, not in this one).
-    ``inline=False`` keeps even one worker out of this process, so that the caller can watch and
-    cancel a task while it runs."""
+    ``threads=True`` is for tasks that run a child process of their own (the Monte Carlo batches):
+    local workers are threads, even for one worker, so that the caller can watch and cancel a task
+    while it runs."""
     if scheduler:
         return DaskExecutor(scheduler)
     count = worker_count(workers)
-    return InlineExecutor() if count <= 1 and inline else LocalExecutor(count, initializer)
+    if threads:
+        return LocalExecutor(count, initializer, threads=True)
+    return InlineExecutor() if count <= 1 else LocalExecutor(count, initializer)
 
 
 def map_unordered(fn: Callable, calls: Iterable[tuple], workers: int | None = 1, scheduler: str | None = None) -> Iterator:

@@ -1,8 +1,8 @@
 """Monte Carlo dose: 90Y decays transported by PenRed in separate processes.
 
 The core never imports PenRed (AGPL-3.0): it writes the job (source, materials, densities) to a
-folder, hands its batches to the shared parallel engine (``SIRTDosimetryLib.parallel``: a pool of
-local processes, or the workers of a Dask cluster that see the same folder), where each batch runs
+folder, hands its batches to the shared parallel engine (``SIRTDosimetryLib.parallel``: local
+worker threads, or the workers of a Dask cluster that see the same folder), where each batch runs
 ``python -m SIRTDosimetryLib.dose.mc_worker`` as a child process, and combines what they write back.
 Progress is read from the files the batches update; a cancel is a file in the job folder, on which
 every running batch stops its child. Each batch gets its own PenRed seed pair (RANECU's table of
@@ -291,11 +291,11 @@ def run_monte_carlo(
 
 def _run_batches(job_dir: Path, shape: tuple[int, ...], settings: MCSettings, target: np.ndarray | None,
                  progress: ProgressCallback | None, cancel: CancelCheck | None) -> _Accumulator:
-    """Rounds of batches on the shared executor (local processes, or the Dask workers of
+    """Rounds of batches on the shared executor (local threads, or the Dask workers of
     ``settings.scheduler``), until the decays or the target uncertainty are reached."""
-    # Never inline: the batches run in pool processes so that this process stays free to report
-    # progress and to cancel.
-    executor = make_executor(settings.processes, settings.scheduler, inline=False)
+    # Locally each batch is a thread waiting on its PenRed child process, so this thread stays free
+    # to report progress and to cancel.
+    executor = make_executor(settings.processes, settings.scheduler, threads=True)
     try:
         slots = settings.processes or (executor.threads() if isinstance(executor, DaskExecutor) else worker_count(None))
         goal = settings.decays or (settings.max_decays if settings.target_uncertainty else 1_000_000)

@@ -110,6 +110,22 @@ def test_same_seed_same_dose_and_cancel():
                         progress=seen.append, cancel=lambda: len(seen) > 2)
 
 
+def test_activity_in_several_source_blocks_keeps_the_energy_per_decay():
+    """A map larger than one PenRed source block (mc_worker.SOURCE_BLOCK_BINS) is several sources,
+    each with its multinomial share of the decays; together they still deposit the ICRP 107 energy."""
+    from SIRTDosimetryLib.dose.mc_worker import SOURCE_BLOCK_BINS, source_blocks
+
+    n, voxel = 28, 4.0
+    tia = np.zeros((n, n, n))
+    tia[1:-1, 1:-1, 1:-1] = 1e9
+    assert (n - 2) ** 3 > SOURCE_BLOCK_BINS and len(source_blocks(tia)) == 2
+    seen = []
+    mc = run_monte_carlo(tia, 1.06, (voxel,) * 3, MCSettings(decays=20_000, processes=2, batch_decays=10_000, seed=13), progress=seen.append)
+    energy_mev = float(np.sum(mc.dose_gy.astype(float) * 1.06 * (voxel / 10) ** 3 * 1e-3)) / MEV_TO_J / tia.sum()
+    assert 0.99 * ICRP107_Y90_MEAN_BETA_MEV < energy_mev < 1.003 * ICRP107_Y90_MEAN_BETA_MEV
+    assert seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+
+
 def test_uniform_cube_centre_matches_ldm():
     """Deep inside a uniform source larger than the beta range the dose is the LDM dose with the
     ICRP 107 energy per decay (charged-particle equilibrium)."""
