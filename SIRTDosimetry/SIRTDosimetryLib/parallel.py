@@ -1,4 +1,5 @@
-"""One engine to run independent tasks in parallel and to resume them, for feature extraction and training.
+"""One engine to run independent tasks in parallel and to resume them, for feature extraction, training
+and the Monte Carlo batches.
 
 **Where tasks run.** ``make_executor(workers, scheduler)`` gives one of three executors with the same
 four methods (``submit``, ``wait``, ``restart``, ``close``):
@@ -6,6 +7,7 @@ four methods (``submit``, ``wait``, ``restart``, ``close``):
 - ``InlineExecutor``: in this process, one call after the other (``workers=1``);
 - ``LocalExecutor`` (the embedded default): a pool of ``spawn``-ed worker processes
   (``concurrent.futures``), started with one BLAS/OpenMP thread each (``single_threaded_children``);
+  or, with ``threads=True``, a pool of threads for tasks that run a child process of their own;
 - ``DaskExecutor``: a Dask cluster, given its scheduler address (``tcp://host:8786``); the workers
   must see the same file paths. An unreachable scheduler fails within ``DASK_CONNECT_TIMEOUT_S``
   with one clear ``SIRTInputError``.
