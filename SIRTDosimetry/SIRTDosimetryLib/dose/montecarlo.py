@@ -195,7 +195,7 @@ def _check_worker(returncode: int, stderr: bytes, job_dir: Path, what: str) -> N
 
 def run_batch_subprocess(job_dir: str, batch: str, decays: int, seed_pair: int) -> str:
     """Run one batch in a child process; return its result file. This is the task the executor runs
-    (in a local pool process or on a Dask worker): it stops the child when the job folder holds the
+    (on a local worker thread or a Dask worker): it stops the child when the job folder holds the
     ``CANCEL_FILE``, which is how a cancel reaches batches on any executor."""
     folder = Path(job_dir)
     with open(folder / f"{batch}.stderr", "wb") as stderr:  # a file, not a pipe: a full pipe would block the worker
