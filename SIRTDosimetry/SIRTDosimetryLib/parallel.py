@@ -1,4 +1,5 @@
-"""One engine to run independent tasks in parallel and to resume them, for feature extraction and training.
+"""One engine to run independent tasks in parallel and to resume them, for feature extraction, training
+and the Monte Carlo batches.
 
 **Where tasks run.** ``make_executor(workers, scheduler)`` gives one of three executors with the same
 four methods (``submit``, ``wait``, ``restart``, ``close``):
@@ -6,6 +7,7 @@ four methods (``submit``, ``wait``, ``restart``, ``close``):
 - ``InlineExecutor``: in this process, one call after the other (``workers=1``);
 - ``LocalExecutor`` (the embedded default): a pool of ``spawn``-ed worker processes
   (``concurrent.futures``), started with one BLAS/OpenMP thread each (``single_threaded_children``);
+  or, with ``threads=True``, a pool of threads for tasks that run a child process of their own;
 - ``DaskExecutor``: a Dask cluster, given its scheduler address (``tcp://host:8786``); the workers
   must see the same file paths. An unreachable scheduler fails within ``DASK_CONNECT_TIMEOUT_S``
   with one clear ``SIRTInputError``: :func:`check_scheduler_reachable`, the one check that the
@@ -130,15 +132,20 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """A pool of spawned worker processes; ``initializer`` runs once in each."""
+    """A pool of spawned worker processes; ``initializer`` runs once in each. With ``threads=True`` a
+    pool of threads instead, for tasks that only start and wait on a child process of their own
+    (no worker interpreter to spawn, which also works where ``sys.executable`` is not Python)."""
 
-    def __init__(self, workers: int, initializer: Callable[[], None] | None = None):
+    def __init__(self, workers: int, initializer: Callable[[], None] | None = None, threads: bool = False):
         self.workers = workers
         self.initializer = initializer
+        self.threads = threads
         with single_threaded_children():
             self.pool = self._new()
 
     def _new(self):
+        if self.threads:
+            return cf.ThreadPoolExecutor(self.workers, initializer=self.initializer)
         return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=self.initializer)
 
     def submit(self, fn, *args):
@@ -185,6 +192,10 @@ class DaskExecutor:
     def restart(self) -> None:
         pass
 
+    def threads(self) -> int:
+        """Tasks the cluster runs at once (threads over all its workers)."""
+        return max(1, sum(self.client.nthreads().values()))
+
     def close(self) -> None:
         self.client.close()
 
@@ -192,12 +203,18 @@ class DaskExecutor:
 Executor = InlineExecutor | LocalExecutor | DaskExecutor
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None) -> Executor:
+def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None,
+                  threads: bool = False) -> Executor:
     """Dask when given a scheduler address, else local processes (``workers``, see ``worker_count``), or
-    this process for one worker (``initializer`` runs in each worker process, not in this one)."""
+    this process for one worker (``initializer`` runs in each worker process, not in this one).
+    ``threads=True`` is for tasks that run a child process of their own (the Monte Carlo batches):
+    local workers are threads, even for one worker, so that the caller can watch and cancel a task
+    while it runs."""
     if scheduler:
         return DaskExecutor(scheduler)
     count = worker_count(workers)
+    if threads:
+        return LocalExecutor(count, initializer, threads=True)
     return InlineExecutor() if count <= 1 else LocalExecutor(count, initializer)
 
 

@@ -50,6 +50,12 @@ def test_executor_choice_and_worker_counts():
         assert isinstance(pool, LocalExecutor) and pool.workers == 2
     finally:
         pool.close()
+    single = make_executor(1, threads=True)  # one worker, but not inline (watchable, cancellable)
+    try:
+        assert isinstance(single, LocalExecutor) and single.workers == 1 and single.threads
+        assert single.submit(pow, 2, 10).result() == 1024
+    finally:
+        single.close()
     assert worker_count(None) == worker_count(-1) == available_cpus()
     assert worker_count(-2) == max(1, available_cpus() - 1)
     assert worker_count(0) == 1
