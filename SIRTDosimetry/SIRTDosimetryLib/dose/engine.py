@@ -262,22 +262,6 @@ def _weighted_stats(values: np.ndarray | Callable[[tuple[slice, slice, slice]], 
     return float(total / weight), float(low), float(high)
 
 
-def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
-    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
-    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
-    name = lambda n: segmentation.segment(n).name  # noqa: E731
-    calibration = params.calibration
-    if isinstance(calibration, RelativeCalibration):
-        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
-    return replace(
-        params,
-        calibration=calibration,
-        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
-        radiobiology={name(k): v for k, v in params.radiobiology.items()},
-        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
-    )
-
-
 def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
                           liver: list[str], values: np.ndarray) -> list[str]:
     """More activity in the image than administered; too much of it outside the liver (see ``plausibility``).
@@ -311,13 +295,26 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
     return None
 
 
-def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
-    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
-    resolved to the segmentation's names."""
+def resolve_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names resolved, once, to the segmentation's names: the patterns of
+    ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``) to the names they select,
+    the calibration VOI and the segments given a density by name (exact, else case-insensitive: ``liver``
+    finds ``Liver``, see ``Segmentation.segment``)."""
+    names = segmentation.names
+    spelled = lambda n: segmentation.segment(n).name  # noqa: E731
     segments = None
     if params.segments is not None:  # in the order given: the summary's rows follow it
         segments = tuple(dict.fromkeys(n for pattern in params.segments for n in select_segments([pattern], names)))
-    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(spelled, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=segments,
+        radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"),
+        segment_densities_g_per_ml={spelled(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
 
 
 def compute_dose(
@@ -329,7 +326,7 @@ def compute_dose(
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     ``progress`` (fraction done) and ``cancel`` are used by the Monte Carlo method, which runs long.
     """
-    params = _with_segment_names(select_in(params, segmentation.names), segmentation)
+    params = resolve_segment_names(params, segmentation)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
