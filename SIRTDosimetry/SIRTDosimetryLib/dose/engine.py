@@ -52,6 +52,11 @@ LUNG_DOSE_NOTES: dict[str, str] = {
 }
 """Which method gave the lung dose, and its expected error: written into every dose summary."""
 
+Region = tuple[slice, slice, slice]
+"""A box of the activity grid (z, y, x), with explicit starts and stops."""
+VoxelValues = np.ndarray | Callable[[Region], np.ndarray]
+"""A map on the activity grid, or a function giving it over a region (a map derived on demand)."""
+
 __all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
 
 
@@ -85,11 +90,11 @@ class LQAssignment:
     parameters: dict[str, LQParameters]
     precedence: BedPrecedence
 
-    def index(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+    def index(self, region: Region) -> np.ndarray:
         """Index into ``parameters`` of each voxel of ``region`` (−1: none)."""
         return lq_parameter_map(self.structures, list(self.parameters), self.precedence, region)
 
-    def eqd2_gy(self, bed: np.ndarray, region: tuple[slice, slice, slice]) -> np.ndarray:
+    def eqd2_gy(self, bed: np.ndarray, region: Region) -> np.ndarray:
         """EQD2 (float32, NaN without parameters) of ``bed``, the BED over ``region``: EQD2 = BED / (1 + 2 Gy/(α/β))
         with each voxel's α/β (``radiobiology.eqd2_gy``)."""
         index = self.index(region)
@@ -162,7 +167,7 @@ def density_map(
 
 
 def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest",
-                     region: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+                     region: Region | None = None) -> np.ndarray:
     """Which of ``names`` gives each voxel its LQ parameters: an int8 map of indices into ``names``, −1 for none.
 
     Every voxel a structure touches takes its parameters; where several overlap, with ``"smallest"``
@@ -199,7 +204,7 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def _image_by_slabs(reference: sitk.Image, slab: Callable[[tuple[slice, slice, slice]], np.ndarray]) -> sitk.Image:
+def _image_by_slabs(reference: sitk.Image, slab: Callable[[Region], np.ndarray]) -> sitk.Image:
     """A float32 image on ``reference``'s grid filled a few z-planes at a time with ``slab(region)``: no full-size
     array besides the image itself."""
     from .vsv import SLAB_VOXELS
@@ -217,7 +222,7 @@ def _image_by_slabs(reference: sitk.Image, slab: Callable[[tuple[slice, slice, s
 def _bed_image(dose: np.ndarray, reference: sitk.Image, lq: LQAssignment, nuclide: Radionuclide) -> sitk.Image:
     """The BED image (float32, NaN where no structure has LQ parameters)."""
 
-    def slab(region: tuple[slice, slice, slice]) -> np.ndarray:
+    def slab(region: Region) -> np.ndarray:
         index = lq.index(region)
         bed = np.full(index.shape, np.nan, dtype=np.float32)
         for k, params in enumerate(lq.parameters.values()):
@@ -228,10 +233,9 @@ def _bed_image(dose: np.ndarray, reference: sitk.Image, lq: LQAssignment, nuclid
     return _image_by_slabs(reference, slab)
 
 
-def _weighted_parts(values: np.ndarray | Callable[[tuple[slice, slice, slice]], np.ndarray], structure: Structure):
+def _weighted_parts(values: VoxelValues, structure: Structure):
     """(w, v) in float64 for the voxels with weight in the structure's box, a few z-planes at a time: the float64
-    temporaries stay slab-sized however large the structure. ``values``: the map, or a function giving it over a
-    region of the grid (a map derived on demand)."""
+    temporaries stay slab-sized however large the structure."""
     from .vsv import SLAB_VOXELS
 
     box = structure.box
@@ -251,7 +255,7 @@ def _weighted_sum(values: np.ndarray, structure: Structure) -> float:
     return float(sum(np.sum(w * v) for w, v in _weighted_parts(values, structure)))
 
 
-def _weighted_stats(values: np.ndarray | Callable[[tuple[slice, slice, slice]], np.ndarray], structure: Structure) -> tuple[float, float, float]:
+def _weighted_stats(values: VoxelValues, structure: Structure) -> tuple[float, float, float]:
     """Weighted mean, minimum and maximum over the voxels with weight."""
     total = weight = 0.0
     low, high = np.inf, -np.inf
@@ -361,6 +365,10 @@ def compute_dose(
     voi_counts = _weighted_sum(values, union_of([structures[name] for name in voi], "calibration VOI", voxel_ml)) if voi else None
     report = calibration_report(values, voxel_ml, calibration, nuclide, voi_counts)
     bq_per_value = report.bq_per_voxel_value
+    # What the summary needs of the voxel values, taken before the dose: a copy of them the engine made
+    # (clamped, or converted to float32) is then freed before the dose maps are made.
+    value_sums = {name: _weighted_sum(values, structures[name]) for name in wanted}
+    uptake_warnings = plausibility_warnings(activity, calibration, report, structures, liver, values)
 
     def tia_bq_s() -> np.ndarray:
         """Ã on the whole grid, made only by the methods that need it."""
@@ -410,6 +418,7 @@ def compute_dose(
         if low_density:
             warnings.append(low_density)
 
+    del values  # frees the engine's copy, if it made one (a view of the caller's image otherwise)
     # Each map lives once, in its image; the arrays below are views of them.
     dose_image = _image_like(dose, reference)
     dose = sitk.GetArrayViewFromImage(dose_image)
@@ -449,15 +458,15 @@ def compute_dose(
                 volume_ml=s.mapped_volume_ml,
                 contoured_volume_ml=s.contoured_volume_ml,
                 mass_g=_weighted_sum(density_array, s) * voxel_ml,
-                activity_bq=_weighted_sum(values, s) * bq_per_value,
+                activity_bq=value_sums[name] * bq_per_value,
                 dose_mean_gy=mean,
                 dose_min_gy=low,
                 dose_max_gy=high,
-                image_value_sum=_weighted_sum(values, s),
+                image_value_sum=value_sums[name],
                 **extra,
             )
         )
-    warnings += plausibility_warnings(activity, calibration, report, structures, liver, values)
+    warnings += uptake_warnings
     warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
         lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),

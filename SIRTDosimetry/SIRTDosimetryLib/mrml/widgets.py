@@ -146,6 +146,8 @@ def physics_texts(tr: Callable[[str], str] = lambda text: text) -> dict[str, dic
         "normalLiverSegmentsSelector": lq(tr("normal-liver"), NORMAL_LIVER, NORMAL_LIVER_CHIESA_2015),
         "lungSegmentsSelector": {"toolTip": tr("Lung segment(s) of the SPECT's segmentation, for the lung shunt from SPECT counts and the "
                                                "lung mass ({density:g} g/mL).").format(density=DENSITY_LUNG_G_PER_ML)},
-        "segmentDensitiesLineEdit": {"toolTip": tr("Other densities inside segments, e.g. '{example}'; separate with commas.").format(example=lungs),
-                                     "placeholderText": lungs},
+        "segmentDensitiesLineEdit": {
+            "toolTip": tr("Other densities inside segments, e.g. '{example}'; separate with commas.").format(example=lungs),
+            "placeholderText": lungs,
+        },
     }
