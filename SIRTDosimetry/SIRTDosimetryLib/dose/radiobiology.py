@@ -45,7 +45,7 @@ TUMOUR_HCC_GLASS_DOSIOMICS = LQParameters(alpha_beta_gy=10.0, repair_half_time_h
 NORMAL_LIVER_HCC_GLASS_DOSIOMICS = LQParameters(alpha_beta_gy=10.0, repair_half_time_h=2.5)
 """The parameters of the 90Y-glass HCC dosiomics study: "Potential of radiomics, dosiomics and dose volume
 histograms for tumor response prediction in hepatocellular carcinoma following 90Y-SIRT" (2025, open access;
-PubMed 40064820): 17 HCC patients treated with TheraSphere at Geneva University Hospitals, 99mTc-MAA and
+PubMed 40064820): 17 HCC patients treated with TheraSphere at Geneva University Hospital, 99mTc-MAA and
 90Y SPECT/CT, local-deposition dose and BED, response by mRECIST at 3 months. Its BED used α/β 10 Gy for
 tumour and normal liver, repair half-times 1.5 h and 2.5 h and a 90Y half-life of 64.2 h, values it
 attributes to Chiesa et al. Its authors, journal, volume, pages and DOI were not available where this was
