@@ -75,6 +75,11 @@ def test_an_unreachable_dask_scheduler_fails_fast_and_leaves_no_folder(tmp_path,
     assert run_cli("features", "--manifest", manifest, "--output", tmp_path / "f", "--scheduler", "tcp://127.0.0.1:1") == 2
     assert "cannot reach the Dask scheduler" in one_error_line(capsys)
     assert not (tmp_path / "f").exists()
+    started = time.monotonic()
+    assert run_cli("run", manifest, "--output", tmp_path / "r", "--scheduler", "tcp://127.0.0.1:1") == 2
+    assert time.monotonic() - started < 6
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,8 @@ worker processes (a fresh folder each, so nothing is reused). ``--null-reruns N`
 of the whole search on permuted labels: the cost of one step of the study-level null.
 
 The machine's load average before and after is recorded: other work on a shared machine slows
-every model. When only a subset of strategies is run, the full-study time is extrapolated per
+every model. Each model also records its worker's CPU seconds (``process_time``);
+``quiet_wall_estimate_s`` = their sum / ``--jobs`` estimates the time on an idle machine. When only a subset of strategies is run, the full-study time is extrapolated per
 (selector, classifier) pair: the mean time of a pair over the measured strategies, weighted by the
 number of input features (time ∝ a + b·features is fitted per pair by least squares when the subset
 has strategies of at least two sizes; otherwise the plain mean is used), summed over the 36
@@ -55,9 +56,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from SIRTResponseLib.best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER, null_cost_estimate  # noqa: E402
 from SIRTResponseLib.labels import build_cohort  # noqa: E402
 from SIRTResponseLib.strategies import StrategyRules  # noqa: E402
-from SIRTResponseLib.study import StudyConfig, results_table, run_model_group, run_study, study_null  # noqa: E402
+from SIRTResponseLib.study import StudyConfig, rerun_seconds_estimate, results_table, run_model_group, run_study, study_null  # noqa: E402
 from SIRTResponseLib.synthetic import SIGNAL_COLUMNS, synthetic_cohort  # noqa: E402
 from SIRTResponseLib.testing.reference_cv import reference_nested_cv  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -66,13 +68,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "study.json"
 
 
-def _extrapolate(per_model: pd.DataFrame, all_columns: dict[str, int], jobs: int) -> dict:
+def _extrapolate(per_model: pd.DataFrame, all_columns: dict[str, int], jobs: int, column: str = "seconds") -> dict:
     """Full-study compute and wall time from the measured models (see the module docstring)."""
     total = 0.0
     method = "mean per (selector, classifier)"
     for (_, _), group in per_model.groupby(["selector", "classifier"]):
         sizes = group["n_inputs"].to_numpy(dtype=float)
-        seconds = group["seconds"].to_numpy(dtype=float)
+        seconds = group[column].to_numpy(dtype=float)
         if len(np.unique(sizes)) >= 2:
             slope, intercept = np.polyfit(sizes, seconds, 1)
             predicted = [max(intercept + slope * n, seconds.min()) for n in all_columns.values()]
@@ -177,10 +179,10 @@ def main() -> int:
     table_seconds = time.perf_counter() - table_start
 
     per_model = pd.DataFrame(
-        [{"model_id": o.id, "strategy": o.strategy, "selector": o.selector, "classifier": o.classifier, "n_inputs": o.n_inputs, "seconds": o.seconds, "status": o.status} for o in result.outcomes.values()]
+        [{"model_id": o.id, "strategy": o.strategy, "selector": o.selector, "classifier": o.classifier, "n_inputs": o.n_inputs, "seconds": o.seconds, "cpu_seconds": o.cpu_seconds, "status": o.status} for o in result.outcomes.values()]
     )
-    by_classifier = per_model.groupby("classifier")["seconds"].agg(["mean", "median", "max"]).round(3)
-    by_selector = per_model.groupby("selector")["seconds"].agg(["mean", "median", "max"]).round(3)
+    by_classifier = per_model.groupby("classifier")[["seconds", "cpu_seconds"]].agg(["mean", "sum"]).round(3)
+    by_selector = per_model.groupby("selector")[["seconds", "cpu_seconds"]].agg(["mean", "sum"]).round(3)
     best = result.table.iloc[0]
     ok = result.table[result.table["status"] == "ok"]
     planted = ok["strategy"].map(lambda s: any(c in result.columns[s] for c in SIGNAL_COLUMNS))
@@ -198,18 +200,33 @@ def main() -> int:
         "models_failed": int((per_model["status"] != "ok").sum()),
         "wall_s": wall,
         "compute_s": float(per_model["seconds"].sum()),
+        "compute_cpu_s": float(per_model["cpu_seconds"].sum()),
+        "quiet_wall_estimate_s": float(per_model["cpu_seconds"].sum()) / args.jobs,
+        "quiet_wall_estimate_method": "sum of the models' CPU seconds (process_time in the worker) / jobs: what the study takes when its workers have a core each; the CPU time still counts cache and memory-bandwidth contention, so it is an upper bound of the idle-machine time",
         "per_model_s": {"mean": float(per_model["seconds"].mean()), "median": float(per_model["seconds"].median()), "max": float(per_model["seconds"].max())},
         "wall_s_per_model": wall / max(1, len(per_model)),
         "results_table_s": table_seconds,
-        "by_classifier": by_classifier.to_dict(orient="index"),
-        "by_selector": by_selector.to_dict(orient="index"),
+        "by_classifier": {k: {f"{a}_{b}": v for (a, b), v in row.items()} for k, row in by_classifier.to_dict(orient="index").items()},
+        "by_selector": {k: {f"{a}_{b}": v for (a, b), v in row.items()} for k, row in by_selector.to_dict(orient="index").items()},
         "best_model": {"id": best["model_id"], "auc": float(best["auc"]), "auc_ci": [float(best["auc_ci_low"]), float(best["auc_ci_high"])]},
         "auc_by_strategy_kind": auc_by_kind,
     }
     if null is not None:
-        report["study_null"] = {"reruns": null.n_permutations, "seconds": null.seconds, "seconds_per_rerun": null.seconds / null.n_permutations, "study_wall_s": wall}
+        estimate = null_cost_estimate(rerun_seconds_estimate(result, args.jobs), DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER)
+        report["study_null"] = {
+            "reruns": null.n_permutations,
+            "seconds": null.seconds,
+            "seconds_per_rerun": null.seconds / null.n_permutations,
+            "study_wall_s": wall,
+            "default_design": f"{DEFAULT_STOP_AFTER} to {DEFAULT_PERMUTATIONS} reruns (sequential stop)",
+            "default_seconds_min": DEFAULT_STOP_AFTER * null.seconds / null.n_permutations,
+            "default_seconds_max": DEFAULT_PERMUTATIONS * null.seconds / null.n_permutations,
+            "estimate_said_before": estimate,
+        }
     if len(result.columns) < len(all_columns):
-        report["extrapolated_full_study"] = _extrapolate(per_model, {s: len(c) for s, c in all_columns.items()}, args.jobs)
+        sizes = {s: len(c) for s, c in all_columns.items()}
+        report["extrapolated_full_study"] = _extrapolate(per_model, sizes, args.jobs)
+        report["extrapolated_full_study_cpu"] = _extrapolate(per_model, sizes, args.jobs, "cpu_seconds")
     args.output.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:  # after each part, so that a long run interrupted later keeps what it measured
@@ -226,18 +243,22 @@ def main() -> int:
 
     print("| models | wall (s) | compute (s) | mean s/model | median s/model | wall s/model | results table (s) |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {len(per_model)} | {wall:.0f} | {report['compute_s']:.0f} | {report['per_model_s']['mean']:.2f} | {report['per_model_s']['median']:.2f} | {report['wall_s_per_model']:.2f} | {table_seconds:.1f} |")
+    print(f"| {len(per_model)} | {wall:.0f} | {report['compute_s']:.0f} ({report['compute_cpu_s']:.0f} CPU) | {report['per_model_s']['mean']:.2f} | {report['per_model_s']['median']:.2f} | {report['wall_s_per_model']:.2f} | {table_seconds:.1f} |")
     print()
     print(by_classifier.to_string())
     print(by_selector.to_string())
     if "extrapolated_full_study" in report:
         e = report["extrapolated_full_study"]
-        print(f"extrapolated full study ({e['models']} models, {e['method']}): {e['compute_s']:.0f} s compute, ~{e['wall_s_estimate']:.0f} s wall on {args.jobs} workers")
+        c = report["extrapolated_full_study_cpu"]
+        print(f"extrapolated full study ({e['models']} models, {e['method']}): {e['compute_s']:.0f} s compute, ~{e['wall_s_estimate']:.0f} s wall on {args.jobs} workers; "
+              f"{c['compute_s']:.0f} CPU s, ~{c['wall_s_estimate']:.0f} s on {args.jobs} idle cores")
+    print(f"quiet 2-core estimate: {report['quiet_wall_estimate_s']:.0f} s (CPU seconds / jobs)")
     print(f"best: {report['best_model']['id']} AUC {report['best_model']['auc']:.3f}; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
     for kind, summary in auc_by_kind.items():
         print(f"AUC of {summary['models']} models {kind}: mean {summary['mean']:.3f}, max {summary['max']:.3f}")
     if "study_null" in report:
-        print(f"study-level null: {report['study_null']['seconds_per_rerun']:.0f} s per rerun of the whole search (study: {wall:.0f} s)")
+        n = report["study_null"]
+        print(f"study-level null: {n['seconds_per_rerun']:.0f} s per rerun of the whole search (study: {wall:.0f} s); default {n['default_design']}: {n['default_seconds_min']:.0f} to {n['default_seconds_max']:.0f} s")
     if "reference" in report:
         r = report["reference"]
         print(f"new vs reference on {r['models']} models, interleaved: {r['new_s']:.0f} s vs {r['reference_s']:.0f} s (x{r['speed_up']:.2f}); differing models: {r['models_differing'] or 'none'}")

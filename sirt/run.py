@@ -99,7 +99,10 @@ def check_run(args: argparse.Namespace):
     from SIRTDosiomicsLib.presets import load_preset
 
     from SIRTDosimetryLib.dose.parameters import to_number
+    from SIRTDosimetryLib.parallel import check_scheduler_reachable
 
+    if args.scheduler:  # before anything is read or made
+        check_scheduler_reachable(args.scheduler)
     try:
         patients = read_manifest(args.manifest)
         preset = None if args.no_features else load_preset(args.preset)

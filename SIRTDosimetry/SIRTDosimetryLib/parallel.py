@@ -1,4 +1,5 @@
-"""One engine to run independent tasks in parallel and to resume them, for feature extraction and training.
+"""One engine to run independent tasks in parallel and to resume them, for feature extraction, training
+and the Monte Carlo batches.
 
 **Where tasks run.** ``make_executor(workers, scheduler)`` gives one of three executors with the same
 four methods (``submit``, ``wait``, ``restart``, ``close``):
@@ -6,9 +7,11 @@ four methods (``submit``, ``wait``, ``restart``, ``close``):
 - ``InlineExecutor``: in this process, one call after the other (``workers=1``);
 - ``LocalExecutor`` (the embedded default): a pool of ``spawn``-ed worker processes
   (``concurrent.futures``), started with one BLAS/OpenMP thread each (``single_threaded_children``);
+  or, with ``threads=True``, a pool of threads for tasks that run a child process of their own;
 - ``DaskExecutor``: a Dask cluster, given its scheduler address (``tcp://host:8786``); the workers
   must see the same file paths. An unreachable scheduler fails within ``DASK_CONNECT_TIMEOUT_S``
-  with one clear ``SIRTInputError``.
+  with one clear ``SIRTInputError``: :func:`check_scheduler_reachable`, the one check that the
+  commands (``sirt run``, ``sirt features``, ``sirt train``) also call before they make any folder.
 
 Dask is used directly (``distributed.Client.submit``), not through joblib's Dask backend, because
 the feature cohort schedules as results come in: a patient's extraction tasks are known only once
@@ -30,10 +33,12 @@ import hashlib
 import json
 import multiprocessing
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import SIRTInputError, error_line
 from .provenance import to_jsonable
@@ -41,8 +46,36 @@ from .provenance import to_jsonable
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 """Environment variables that set the threads of the BLAS/OpenMP libraries in a new process."""
 
-DASK_CONNECT_TIMEOUT_S = 10.0
+DASK_CONNECT_TIMEOUT_S = 5.0
 """How long to try to reach a Dask scheduler before giving up."""
+
+NETWORK_SCHEMES = ("tcp", "tls", "ws", "wss")
+"""Dask address schemes that :func:`check_scheduler_reachable` can test with a plain socket."""
+
+
+def check_scheduler_reachable(address: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S) -> None:
+    """Refuse (``SIRTInputError``, one line) a Dask scheduler address that does not accept a connection within ``timeout_s``.
+
+    A plain TCP connection, tried before ``distributed.Client`` (whose own timeout applies to the
+    whole handshake and fails with a traceback), so a command fails within seconds, before any work
+    or output folder is made. Other schemes (``inproc://``) are left to Dask.
+    """
+    text = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(text)
+    if parts.scheme not in NETWORK_SCHEMES:
+        return
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise SIRTInputError(f"Dask scheduler address {address!r} must look like tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SIRTInputError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s: {reason}") from None
 
 
 def available_cpus() -> int:
@@ -99,15 +132,20 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """A pool of spawned worker processes; ``initializer`` runs once in each."""
+    """A pool of spawned worker processes; ``initializer`` runs once in each. With ``threads=True`` a
+    pool of threads instead, for tasks that only start and wait on a child process of their own
+    (no worker interpreter to spawn, which also works where ``sys.executable`` is not Python)."""
 
-    def __init__(self, workers: int, initializer: Callable[[], None] | None = None):
+    def __init__(self, workers: int, initializer: Callable[[], None] | None = None, threads: bool = False):
         self.workers = workers
         self.initializer = initializer
+        self.threads = threads
         with single_threaded_children():
             self.pool = self._new()
 
     def _new(self):
+        if self.threads:
+            return cf.ThreadPoolExecutor(self.workers, initializer=self.initializer)
         return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=self.initializer)
 
     def submit(self, fn, *args):
@@ -132,6 +170,7 @@ class DaskExecutor:
     """Tasks on a Dask distributed cluster (``distributed.Client(address)``)."""
 
     def __init__(self, address: str, timeout_s: float = DASK_CONNECT_TIMEOUT_S):
+        check_scheduler_reachable(address, timeout_s)
         try:
             from distributed import Client
         except ImportError:
@@ -153,6 +192,10 @@ class DaskExecutor:
     def restart(self) -> None:
         pass
 
+    def threads(self) -> int:
+        """Tasks the cluster runs at once (threads over all its workers)."""
+        return max(1, sum(self.client.nthreads().values()))
+
     def close(self) -> None:
         self.client.close()
 
@@ -160,12 +203,18 @@ class DaskExecutor:
 Executor = InlineExecutor | LocalExecutor | DaskExecutor
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None) -> Executor:
+def make_executor(workers: int | None = None, scheduler: str | None = None, initializer: Callable[[], None] | None = None,
+                  threads: bool = False) -> Executor:
     """Dask when given a scheduler address, else local processes (``workers``, see ``worker_count``), or
-    this process for one worker (``initializer`` runs in each worker process, not in this one)."""
+    this process for one worker (``initializer`` runs in each worker process, not in this one).
+    ``threads=True`` is for tasks that run a child process of their own (the Monte Carlo batches):
+    local workers are threads, even for one worker, so that the caller can watch and cancel a task
+    while it runs."""
     if scheduler:
         return DaskExecutor(scheduler)
     count = worker_count(workers)
+    if threads:
+        return LocalExecutor(count, initializer, threads=True)
     return InlineExecutor() if count <= 1 else LocalExecutor(count, initializer)
 
 

@@ -179,7 +179,7 @@ def run_cohort(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise SIRTInputError(f"--workers must be at least 1, got {args.workers}")
     if args.scheduler:  # before any folder is made
-        from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+        from SIRTDosimetryLib.parallel import check_scheduler_reachable
 
         check_scheduler_reachable(args.scheduler)
     frame, outcomes = run_manifest(

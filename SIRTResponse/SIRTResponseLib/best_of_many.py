@@ -130,6 +130,43 @@ def sequential_done(null_best: list[float], observed: float, stop_after: int, ma
     return len(null_best) >= max_permutations or sum(b >= observed - 1e-12 for b in null_best) >= stop_after
 
 
+def null_cost_estimate(seconds_per_rerun: float, max_permutations: int, stop_after: int) -> dict:
+    """What the study-level null will cost, said before it starts.
+
+    Each rerun is the whole search, so it costs about one study (``seconds_per_rerun``). The
+    sequential test runs at least ``stop_after`` reruns (a best that every permuted study reaches)
+    and at most ``max_permutations``; for a best with study-level p it runs about ``stop_after / p``
+    (Besag & Clifford 1991), e.g. 20 reruns for p = 0.5 with the default ``stop_after`` = 10.
+    """
+    fewest = min(stop_after, max_permutations)
+    return {
+        "seconds_per_rerun_estimate": seconds_per_rerun,
+        "reruns_min": fewest,
+        "reruns_max": max_permutations,
+        "seconds_min_estimate": seconds_per_rerun * fewest,
+        "seconds_max_estimate": seconds_per_rerun * max_permutations,
+    }
+
+
+def format_null_estimate(estimate: dict) -> str:
+    """One line for the command line, before the null starts."""
+    per = estimate["seconds_per_rerun_estimate"]
+    return (
+        f"study-level null: {estimate['reruns_min']} to {estimate['reruns_max']} reruns of the whole search on permuted labels, "
+        f"about {_duration(per)} each (the study's own time): {_duration(estimate['seconds_min_estimate'])} to "
+        f"{_duration(estimate['seconds_max_estimate'])}; it stops early once {estimate['reruns_min']} permuted bests reach the observed best "
+        "(--study-permutations 0 skips it)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _bootstrap_rows(groups: np.ndarray | None, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Counts of each row in one bootstrap sample (whole patients resampled for grouped rows)."""
     if groups is None:

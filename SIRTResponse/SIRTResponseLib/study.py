@@ -41,7 +41,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from SIRTDosimetryLib.errors import SIRTInputError
-from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, write_json_atomic
+from SIRTDosimetryLib.parallel import ResultStore, map_unordered, task_key, worker_count, write_json_atomic
 from SIRTDosimetryLib.provenance import to_jsonable
 
 from .best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER, StudyNull, permuted_labels, sequential_done
@@ -120,6 +120,7 @@ class ModelOutcome:
     selected_features: list[list[str]] = field(default_factory=list)
     n_inputs: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process: seconds on an otherwise idle core
     n_warnings: int = 0
     error: str = ""
     fingerprint: str = ""
@@ -169,11 +170,12 @@ def run_model_group(
     """Nested cross-validation of one strategy and selector with every classifier; never raises
     for a failing model (status "failed"). The shared steps' time is spread over the models."""
     memory = Memory(str(cache_dir), verbose=0) if cache_dir is not None else None
-    results, shared_seconds = nested_cv_group(selector, tuple(classifiers), X, y, groups, config, memory)
+    results, shared_seconds, shared_cpu_seconds = nested_cv_group(selector, tuple(classifiers), X, y, groups, config, memory)
     outcomes = []
     for classifier, result in results.items():
         outcome = ModelOutcome(strategy, selector, classifier, status="ok", n_inputs=X.shape[1])
         outcome.seconds = result.seconds + shared_seconds / len(results)
+        outcome.cpu_seconds = result.cpu_seconds + shared_cpu_seconds / len(results)
         outcome.n_warnings = result.n_warnings
         if not result.error and not np.all(np.isfinite(result.scores)):
             result.error = "ValueError: the model predicted non-finite probabilities"
@@ -425,6 +427,19 @@ def permutation_check(
 def _permuted_auc(spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups, columns: list[str], config: StudyConfig) -> float:
     outcome = run_model(spec, X, y, groups, columns, config)
     return auc_score(y, outcome.scores) if outcome.status == "ok" else float("nan")
+
+
+def rerun_seconds_estimate(result: StudyResult, n_jobs: int = 1, dask_address: str | None = None) -> float:
+    """Wall seconds that one rerun of the whole search (one step of :func:`study_null`) should take.
+
+    The study's own wall time when it computed every model; for a resumed study, the compute
+    seconds saved with every model spread over the local workers (on Dask, whose worker count is
+    not known here, the compute seconds themselves: an upper bound).
+    """
+    if result.n_reused == 0:
+        return result.seconds
+    compute = float(sum(o.seconds for o in result.outcomes.values()))
+    return compute if dask_address else compute / worker_count(n_jobs)
 
 
 def study_null(

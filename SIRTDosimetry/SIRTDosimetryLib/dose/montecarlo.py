@@ -1,8 +1,11 @@
 """Monte Carlo dose: 90Y decays transported by PenRed in separate processes.
 
 The core never imports PenRed (AGPL-3.0): it writes the job (source, materials, densities) to a
-folder, runs ``mc_worker`` batches as child processes (or on Dask workers sharing that folder),
-and combines what they write back. Each batch gets its own PenRed seed pair (RANECU's table of
+folder, hands its batches to the shared parallel engine (``SIRTDosimetryLib.parallel``: local
+worker threads, or the workers of a Dask cluster that see the same folder), where each batch runs
+``python -m SIRTDosimetryLib.dose.mc_worker`` as a child process, and combines what they write back.
+Progress is read from the files the batches update; a cancel is a file in the job folder, on which
+every running batch stops its child. Each batch gets its own PenRed seed pair (RANECU's table of
 1001 independent pairs), recorded in the result; the same seed, decays, processes and batch size
 reproduce the same dose.
 
@@ -34,7 +37,8 @@ import numpy as np
 
 from ..errors import SIRTInputError
 from ..nuclides import MEV_TO_J
-from .mc_materials import MC_MATERIALS, material_indices
+from ..parallel import DaskExecutor, Executor, make_executor, worker_count
+from .mc_materials import MC_MATERIALS, material_indices, representative_densities
 
 EV_PER_G_TO_GY = MEV_TO_J * 1e-6 * 1e3
 """1 eV/g = 1.602e-16 J/kg."""
@@ -52,6 +56,10 @@ puts some activity in every voxel. The activity left outside the box is reported
 
 WORKER_MODULE = "SIRTDosimetryLib.dose.mc_worker"
 POLL_S = 0.2
+CANCEL_FILE = "cancel"
+"""Written into the job folder to stop the running batches, wherever they run."""
+CANCEL_WAIT_S = 30.0
+"""How long a cancel waits for the batches to stop before the job folder is removed."""
 
 ProgressCallback = Callable[[float], None]  # fraction done, 0..1
 CancelCheck = Callable[[], bool]
@@ -105,6 +113,7 @@ class MCDose:
     wall_seconds: float
     settings: MCSettings
     materials: dict[str, int] = field(default_factory=dict)  # material -> voxels in the transport region
+    material_densities_g_per_ml: dict[str, float] = field(default_factory=dict)  # material -> density it was generated at
     activity_outside_box_fraction: float = 0.0  # activity not transported (below BOX_ACTIVITY_FRACTION, outside the box)
 
     @property
@@ -137,16 +146,18 @@ def transport_box(tia: np.ndarray, density: np.ndarray, spacing_mm_zyx: tuple[fl
 def write_job(
     job_dir: Path, tia: np.ndarray, density: np.ndarray, spacing_mm_zyx: tuple[float, float, float],
     settings: MCSettings, liver_mask: np.ndarray | None, nuclide: str = "Y-90",
-) -> dict[str, int]:
-    """Write the files a worker reads; return voxels per material used."""
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Write the files a worker reads; return voxels per material used and the density (g/mL) each
+    material is generated at."""
     index = material_indices(density, liver_mask)
+    generated_at = representative_densities(density, index)
     used = np.unique(index)
     remap = np.zeros(len(MC_MATERIALS), dtype=np.uint8)
     remap[used] = np.arange(1, used.size + 1)
     materials = []
     for i in used:
         m = MC_MATERIALS[i]
-        materials.append({"name": m.name, "penelope_id": m.penelope_id, "composition": m.composition, "density_g_per_ml": m.density_g_per_ml})
+        materials.append({"name": m.name, "penelope_id": m.penelope_id, "composition": m.composition, "density_g_per_ml": generated_at[int(i)]})
     job = {
         "nuclide": nuclide,
         "shape": list(tia.shape),
@@ -160,7 +171,8 @@ def write_job(
     np.save(job_dir / "material.npy", remap[index])
     np.save(job_dir / "density.npy", np.asarray(density, dtype=np.float64))
     np.save(job_dir / "source.npy", np.asarray(tia, dtype=np.float64))
-    return {MC_MATERIALS[i].name: int(np.sum(index == i)) for i in used}
+    return ({MC_MATERIALS[i].name: int(np.sum(index == i)) for i in used},
+            {MC_MATERIALS[i].name: generated_at[int(i)] for i in used})
 
 
 def _worker_command(job_dir: Path, *args: object) -> list[str]:
@@ -182,10 +194,24 @@ def _check_worker(returncode: int, stderr: bytes, job_dir: Path, what: str) -> N
 
 
 def run_batch_subprocess(job_dir: str, batch: str, decays: int, seed_pair: int) -> str:
-    """Run one batch to completion in a child process; return its result file (used on Dask workers)."""
-    done = subprocess.run(_worker_command(Path(job_dir), batch, decays, seed_pair), env=_worker_env(), capture_output=True, cwd=job_dir)
-    _check_worker(done.returncode, done.stderr, Path(job_dir), f"batch {batch}")
-    return str(Path(job_dir) / f"{batch}.npz")
+    """Run one batch in a child process; return its result file. This is the task the executor runs
+    (on a local worker thread or a Dask worker): it stops the child when the job folder holds the
+    ``CANCEL_FILE``, which is how a cancel reaches batches on any executor."""
+    folder = Path(job_dir)
+    with open(folder / f"{batch}.stderr", "wb") as stderr:  # a file, not a pipe: a full pipe would block the worker
+        child = subprocess.Popen(_worker_command(folder, batch, decays, seed_pair), env=_worker_env(), cwd=folder,
+                                 stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        while child.poll() is None:
+            if (folder / CANCEL_FILE).exists():
+                raise MCCancelled("Monte Carlo dose cancelled")
+            time.sleep(POLL_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    _check_worker(child.returncode, (folder / f"{batch}.stderr").read_bytes(), folder, f"batch {batch}")
+    return str(folder / f"{batch}.npz")
 
 
 class _Accumulator:
@@ -240,8 +266,8 @@ def run_monte_carlo(
     start = time.perf_counter()
     job_dir = Path(tempfile.mkdtemp(prefix="sirt-mc-"))
     try:
-        materials = write_job(job_dir, tia[box], density[box], spacing_mm_zyx, settings,
-                              None if liver_mask is None else liver_mask[box], nuclide)
+        materials, generated_at = write_job(job_dir, tia[box], density[box], spacing_mm_zyx, settings,
+                                            None if liver_mask is None else liver_mask[box], nuclide)
         prepared = subprocess.run(_worker_command(job_dir, "prepare"), env=_worker_env(), capture_output=True, cwd=job_dir)
         _check_worker(prepared.returncode, prepared.stderr, job_dir, "preparation")
         acc = _run_batches(job_dir, tia[box].shape, settings, target_box, progress, cancel)
@@ -259,56 +285,57 @@ def run_monte_carlo(
         dose_gy=dose, relative_uncertainty=relative, decays_simulated=acc.decays, decays_represented=decays_represented,
         seed_pairs=acc.seed_pairs, achieved_uncertainty=_uncertainty(mean, sigma, target_box),
         cpu_seconds=acc.cpu_seconds, wall_seconds=time.perf_counter() - start, settings=settings, materials=materials,
-        activity_outside_box_fraction=outside,
+        material_densities_g_per_ml=generated_at, activity_outside_box_fraction=outside,
     )
 
 
 def _run_batches(job_dir: Path, shape: tuple[int, ...], settings: MCSettings, target: np.ndarray | None,
                  progress: ProgressCallback | None, cancel: CancelCheck | None) -> _Accumulator:
-    processes = settings.processes or os.cpu_count() or 1
-    goal = settings.decays or (settings.max_decays if settings.target_uncertainty else 1_000_000)
-    acc = _Accumulator(shape)
-    batch_index = 0
-    while acc.decays < goal:
-        round_decays = min(goal - acc.decays, settings.batch_decays * processes)
-        sizes = [round_decays // processes + (1 if i < round_decays % processes else 0) for i in range(processes)]
-        jobs = []
-        for size in (s for s in sizes if s > 0):
-            jobs.append((f"batch{batch_index:05d}", size, (settings.seed + batch_index) % SEED_PAIRS))
-            batch_index += 1
-        runner = _run_dask if settings.scheduler else _run_local
-        for path in runner(job_dir, jobs, settings, acc.decays, goal, progress, cancel):
-            acc.add(path)
-        if settings.target_uncertainty is not None:
-            mean, sigma = acc.mean_and_sigma()
-            if _uncertainty(mean, sigma, target) <= settings.target_uncertainty:
-                break
+    """Rounds of batches on the shared executor (local threads, or the Dask workers of
+    ``settings.scheduler``), until the decays or the target uncertainty are reached."""
+    # Locally each batch is a thread waiting on its PenRed child process, so this thread stays free
+    # to report progress and to cancel.
+    executor = make_executor(settings.processes, settings.scheduler, threads=True)
+    try:
+        slots = settings.processes or (executor.threads() if isinstance(executor, DaskExecutor) else worker_count(None))
+        goal = settings.decays or (settings.max_decays if settings.target_uncertainty else 1_000_000)
+        acc = _Accumulator(shape)
+        batch_index = 0
+        while acc.decays < goal:
+            round_decays = min(goal - acc.decays, settings.batch_decays * slots)
+            sizes = [round_decays // slots + (1 if i < round_decays % slots else 0) for i in range(slots)]
+            jobs = []
+            for size in (s for s in sizes if s > 0):
+                jobs.append((f"batch{batch_index:05d}", size, (settings.seed + batch_index) % SEED_PAIRS))
+                batch_index += 1
+            for path in _run_round(executor, job_dir, jobs, acc.decays, goal, progress, cancel):
+                acc.add(path)
+            if settings.target_uncertainty is not None:
+                mean, sigma = acc.mean_and_sigma()
+                if _uncertainty(mean, sigma, target) <= settings.target_uncertainty:
+                    break
+    finally:
+        executor.close()
     if progress is not None:
         progress(1.0)
     return acc
 
 
-def _run_local(job_dir, jobs, settings, done_before, goal, progress, cancel) -> list[Path]:
-    running = []
-    for name, size, seed in jobs:
-        with open(job_dir / f"{name}.stderr", "wb") as stderr:  # a file, not a pipe: a full pipe would block the worker
-            running.append((subprocess.Popen(_worker_command(job_dir, name, size, seed), env=_worker_env(), cwd=job_dir,
-                                            stdout=subprocess.DEVNULL, stderr=stderr), name))
-    try:
-        while any(p.poll() is None for p, _ in running):
-            if cancel is not None and cancel():
-                raise MCCancelled("Monte Carlo dose cancelled")
-            if progress is not None:
-                progress(min((done_before + _progress(job_dir, [n for _, n in running])) / goal, 1.0))
-            time.sleep(POLL_S)
-    finally:
-        for p, _ in running:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, name in running:
-        _check_worker(p.returncode, (job_dir / f"{name}.stderr").read_bytes(), job_dir, f"batch {name}")
-    return [job_dir / f"{name}.npz" for _, name in running]
+def _run_round(executor: Executor, job_dir: Path, jobs: list[tuple[str, int, int]], done_before: int, goal: int,
+               progress: ProgressCallback | None, cancel: CancelCheck | None) -> list[Path]:
+    futures = [executor.submit(run_batch_subprocess, str(job_dir), name, size, seed) for name, size, seed in jobs]
+    names = [name for name, _, _ in jobs]
+    while not all(f.done() for f in futures):
+        if cancel is not None and cancel():
+            (job_dir / CANCEL_FILE).write_text("cancel", encoding="ascii")
+            deadline = time.monotonic() + CANCEL_WAIT_S  # let the batches stop their children before the folder goes
+            while not all(f.done() for f in futures) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            raise MCCancelled("Monte Carlo dose cancelled")
+        if progress is not None:
+            progress(min((done_before + _progress(job_dir, names)) / goal, 1.0))
+        time.sleep(POLL_S)
+    return [Path(f.result()) for f in futures]
 
 
 def _progress(job_dir: Path, names: list[str]) -> float:
@@ -319,25 +346,6 @@ def _progress(job_dir: Path, names: list[str]) -> float:
         except (OSError, ValueError):
             pass
     return total
-
-
-def _run_dask(job_dir, jobs, settings, done_before, goal, progress, cancel) -> list[Path]:
-    from distributed import Client, as_completed
-
-    with Client(settings.scheduler) as client:
-        futures = [client.submit(run_batch_subprocess, str(job_dir), name, size, seed, pure=False) for name, size, seed in jobs]
-        paths = []
-        done = done_before
-        sizes = {f.key: size for f, (_, size, _) in zip(futures, jobs)}
-        for future in as_completed(futures):
-            if cancel is not None and cancel():
-                client.cancel(futures)
-                raise MCCancelled("Monte Carlo dose cancelled")
-            paths.append(Path(future.result()))
-            done += sizes[future.key]
-            if progress is not None:
-                progress(min(done / goal, 1.0))
-    return paths
 
 
 def mc_record(result: MCDose) -> dict:
@@ -352,5 +360,6 @@ def mc_record(result: MCDose) -> dict:
         "cpu_seconds": result.cpu_seconds,
         "wall_seconds": result.wall_seconds,
         "materials_voxels": result.materials,
+        "materials_generated_at_g_per_ml": result.material_densities_g_per_ml,
         "activity_outside_box_fraction": result.activity_outside_box_fraction,
     }

@@ -14,6 +14,7 @@ from SIRTDosimetryLib.parallel import (
     LocalExecutor,
     ResultStore,
     available_cpus,
+    check_scheduler_reachable,
     make_executor,
     map_unordered,
     task_key,
@@ -49,6 +50,12 @@ def test_executor_choice_and_worker_counts():
         assert isinstance(pool, LocalExecutor) and pool.workers == 2
     finally:
         pool.close()
+    single = make_executor(1, threads=True)  # one worker, but not inline (watchable, cancellable)
+    try:
+        assert isinstance(single, LocalExecutor) and single.workers == 1 and single.threads
+        assert single.submit(pow, 2, 10).result() == 1024
+    finally:
+        single.close()
     assert worker_count(None) == worker_count(-1) == available_cpus()
     assert worker_count(-2) == max(1, available_cpus() - 1)
     assert worker_count(0) == 1
@@ -76,5 +83,11 @@ def test_unreachable_dask_scheduler_fails_quickly_with_one_line():
     start = time.perf_counter()
     with pytest.raises(SIRTInputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9") as error:
         DaskExecutor("tcp://127.0.0.1:9", timeout_s=2.0)
-    assert time.perf_counter() - start < 30.0
+    assert time.perf_counter() - start < 5.0  # the socket check, before distributed.Client's handshake
     assert "\n" not in str(error.value)
+
+
+def test_scheduler_address_without_port_is_refused_and_inproc_is_left_to_dask():
+    with pytest.raises(SIRTInputError, match="must look like tcp://HOST:PORT"):
+        check_scheduler_reachable("tcp://127.0.0.1")
+    check_scheduler_reachable("inproc://somewhere")  # not a socket address: no check, no error

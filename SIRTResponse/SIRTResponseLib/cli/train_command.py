@@ -11,7 +11,7 @@ from pathlib import Path
 
 from SIRTDosimetryLib.errors import SIRTInputError
 from SIRTDosimetryLib.io.writers import check_output_dir, check_outputs
-from SIRTDosimetryLib.scheduler import check_scheduler_reachable
+from SIRTDosimetryLib.parallel import check_scheduler_reachable
 
 from ..best_of_many import DEFAULT_PERMUTATIONS, DEFAULT_STOP_AFTER
 from ..model_card import MODEL_FILES
@@ -167,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=bars.models,
         null_progress=bars.null,
+        announce=lambda line: print(line, file=sys.stderr, flush=True),
     )
     bars.close()
     best = summary["best_model"]
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.get("study_level"):
         study = summary["study_level"]
         print(
-            f"best of {study['n_models']} models under permuted labels ({study['n_permutations']} permutations): mean {study['null_best_auc_mean']:.3f}, "
+            f"best of {study['n_models']} models under permuted labels ({study['n_permutations']} permutations, {study['null_seconds']:.0f} s): mean {study['null_best_auc_mean']:.3f}, "
             f"95th percentile {study['null_best_auc_q95']:.3f}; study-level p = {study['p_value']:.4g}"
         )
         print(f"selection-aware AUC of the chosen model (BBC-CV): {study['selection_aware_auc']:.3f} [{study['selection_aware_ci_low']:.3f}, {study['selection_aware_ci_high']:.3f}]")
@@ -206,17 +207,20 @@ def run_train(
     overwrite: bool = False,
     progress=None,
     null_progress=None,
+    announce=None,
 ) -> dict:
-    """Run or resume the study in ``output`` and write everything; returns the summary written."""
+    """Run or resume the study in ``output`` and write everything; returns the summary written.
+
+    ``announce(line)`` is given the study-level null's time estimate before the null starts."""
     import numpy as np
     from SIRTDosimetryLib.io.writers import commit_outputs, write_json
     from SIRTDosimetryLib.provenance import provenance
 
     from .. import report
-    from ..best_of_many import selection_aware_auc, study_level_summary
+    from ..best_of_many import format_null_estimate, null_cost_estimate, selection_aware_auc, study_level_summary
     from ..metrics import METRICS
     from ..model_io import export_study_model
-    from ..study import delong_matrix, permutation_check, run_study, study_null
+    from ..study import delong_matrix, permutation_check, rerun_seconds_estimate, run_study, study_null
 
     output = Path(output)
     result = run_study(cohort, rules, strategies, config, output, n_jobs=n_jobs, dask_address=dask_address, overwrite=overwrite, progress=progress)
@@ -240,9 +244,12 @@ def run_train(
     if study_permutations:
         scores = np.array([result.outcomes[i].scores for i in ok["model_id"]])
         groups = cohort.groups if cohort.grouped else None
+        estimate = null_cost_estimate(rerun_seconds_estimate(result, n_jobs, dask_address), study_permutations, stop_after)
+        if announce is not None:
+            announce(format_null_estimate(estimate))
         null = study_null(cohort, result, output, max_permutations=study_permutations, stop_after=stop_after, n_jobs=n_jobs, dask_address=dask_address, progress=null_progress)
         interval = selection_aware_auc(scores, y, groups, config.n_bootstrap, config.ci_level, config.seed)
-        result.study_level = study_level_summary(null, interval)
+        result.study_level = {**study_level_summary(null, interval), "null_cost_estimate": estimate}
         writers["study_null.json"] = partial(write_json, {**result.study_level, "null_best_aucs": null.null_best_aucs.tolist()})
         writers["study_null.png"] = partial(
             report.plot_permutation, null.null_best_aucs, null.observed_best_auc, title=f"Best AUC of {null.n_models} models under permuted labels", label="best of all models, permuted labels"
@@ -323,7 +330,7 @@ def _study_html(result, cohort, summary: dict, with_permutation: bool) -> str:
             (
                 f"Best of {study['n_models']} models: what chance gives",
                 f"<p>The best model's cross-validated AUC is {study['observed_best_auc']:.3f}. With the labels permuted "
-                f"{study['n_permutations']} times against the saved out-of-fold predictions of all {study['n_models']} models, the best "
+                f"{study['n_permutations']} times and the whole search of all {study['n_models']} models rerun on each, the best "
                 f"AUC reached a mean of {study['null_best_auc_mean']:.3f} (95th percentile {study['null_best_auc_q95']:.3f}, 99th "
                 f"{study['null_best_auc_q99']:.3f}): <b>study-level p = {study['p_value']:.4g}</b>. Selection-aware AUC of the chosen "
                 f"model (bootstrap bias-corrected cross-validation, {study['selection_aware_bootstrap_used']} bootstrap samples): "

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from SIRTResponseLib.best_of_many import StudyNull, _bootstrap_rows, permuted_labels, selection_aware_auc
+from SIRTResponseLib.best_of_many import StudyNull, _bootstrap_rows, format_null_estimate, null_cost_estimate, permuted_labels, selection_aware_auc
 from SIRTResponseLib.labels import build_cohort
 from SIRTResponseLib.metrics import auc_score
 from SIRTResponseLib.nested_cv import inner_splits, outer_splits
 from SIRTResponseLib.strategies import StrategyRules
-from SIRTResponseLib.study import StudyConfig, run_model_group, run_study, study_null
+from SIRTResponseLib.study import StudyConfig, rerun_seconds_estimate, run_model_group, run_study, study_null
 from SIRTResponseLib.synthetic import synthetic_cohort
 
 STRATEGIES = ["y90_dvh_dose", "y90_dosiomics_dose", "maa_radiomics_ct"]
@@ -60,6 +60,14 @@ def test_sequential_p_value_and_resume(tmp_path):
     again = study_null(cohort, result, tmp_path, max_permutations=3, stop_after=3)
     assert len(files) == 3 and [f.stat().st_mtime_ns for f in files] == stamps
     np.testing.assert_array_equal(first.null_best_aucs, again.null_best_aucs)
+    # The null's time is said before it runs: one study per rerun, from the study's own time.
+    assert rerun_seconds_estimate(result) == result.seconds
+    resumed = run_study(cohort, StrategyRules(), STRATEGIES[:1], CONFIG, tmp_path)
+    compute = sum(o.seconds for o in resumed.outcomes.values())
+    assert resumed.n_reused == 2 and rerun_seconds_estimate(resumed, n_jobs=2) == pytest.approx(compute / 2)
+    estimate = null_cost_estimate(30.0, max_permutations=99, stop_after=10)
+    assert (estimate["seconds_min_estimate"], estimate["seconds_max_estimate"]) == (300.0, 2970.0)
+    assert format_null_estimate(estimate).startswith("study-level null: 10 to 99 reruns of the whole search") and "5 min to 50 min" in format_null_estimate(estimate)
 
 
 def test_bbc_cv_corrects_the_best_of_many_noise_models():

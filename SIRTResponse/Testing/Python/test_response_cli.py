@@ -39,7 +39,9 @@ def test_train_then_predict(sirt, tables, tmp_path, capsys):
         "--study-permutations", "4", "--study-stop-after", "2",
     ]  # fmt: skip
     assert sirt(argv) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "study-level null: 2 to 4 reruns of the whole search on permuted labels" in captured.err  # said before it runs
     assert "best: y90_dosiomics_dose__anova__" in out and "permuted labels" in out and "study-level p = 0.2" in out  # 1/(1+4)
     assert "selection-aware AUC" in out
     results = pd.read_csv(study / "results.csv")
@@ -52,6 +54,10 @@ def test_train_then_predict(sirt, tables, tmp_path, capsys):
     assert level["n_models"] == 4 and level["n_permutations"] == 4 and level["p_value"] == pytest.approx(0.2)
     assert level["observed_best_auc"] == pytest.approx(results.loc[0, "auc"]) and level["null_best_auc_q95"] < level["observed_best_auc"]
     assert level["selection_aware_ci_low"] <= level["selection_aware_auc"] <= level["selection_aware_ci_high"]
+    estimate = level["null_cost_estimate"]
+    assert estimate["seconds_per_rerun_estimate"] == summary["seconds"]  # this study computed every model: its own time
+    assert estimate["seconds_max_estimate"] == pytest.approx(4 * estimate["seconds_per_rerun_estimate"])
+    assert estimate["seconds_min_estimate"] == pytest.approx(2 * estimate["seconds_per_rerun_estimate"])
     assert len(json.loads((study / "study_null.json").read_text())["null_best_aucs"]) == 4
     card = json.loads((best / "model_card.json").read_text())
     assert card["model"]["id"] == results.loc[0, "model_id"] and card["cv_metrics"]["auc"]["value"] == pytest.approx(results.loc[0, "auc"])

@@ -178,7 +178,7 @@ def test_bad_configurations_are_refused(tmp_path):
 
 @pytest.mark.parametrize(
     ("n_features", "selector", "classifiers"),
-    [((3,), "rfe", ("dt", "glmboost", "lr", "mlp", "nb", "svm", "xgb")), ((2, 4), "mrmr", ("nb", "svm"))],  # rf: slowest; dt's code path
+    [((3,), "rfe", ("dt", "glmboost", "lr", "mlp", "nb", "svm", "xgb")), ((2, 4), "mrmr", ("nb", "svm")), ((4,), "anova", ("rf",))],
 )
 def test_shared_fold_work_gives_gridsearchcv_results_bit_for_bit(n_features, selector, classifiers):
     """Every classifier of a (strategy, selector) group equals the whole pipeline grid-searched per model
