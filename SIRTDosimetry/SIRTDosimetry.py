@@ -24,7 +24,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from SIRTDosimetryLib.mrml.widgets import PathSync, ProgressReporter, SegmentListSync  # no Qt or heavy imports
+from SIRTDosimetryLib.mrml.widgets import PathSync, ProgressReporter, SegmentListSync, physics_texts  # no Qt or heavy imports
 
 #
 # SIRTDosimetry
@@ -258,6 +258,9 @@ class SIRTDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.progress = ProgressReporter(self.ui.progressBar, self.ui.statusLabel, slicer.app.processEvents)
         self.ui.progressBar.hide()
         self.ui.cancelButton.hide()
+        for widget, texts in physics_texts(_).items():  # numbers from the constants, not from the .ui
+            for name, text in texts.items():
+                setattr(getattr(self.ui, widget), name, text)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)

@@ -203,6 +203,51 @@ def test_dosimetry_parameter_node_holds_every_dose_setting():
     assert values["PartialVoxels"] == set(PARTIAL_VOXEL_MODES)
 
 
+PHYSICS_NUMBER = re.compile(r"\d+(\.\d+)?\s*(h|Gy|g/mL|GBq|MBq|mm)\b|\w=\d")
+"""A number with a physical unit (or a ``name=value`` example) in a widget text of a .ui file: a constant
+duplicated where it cannot follow the code."""
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_texts_quote_no_physics_constant(module):
+    texts = [(w.get("name"), p.get("name"), p.findtext("string")) for w in ui_widgets(module).values() for p in w.findall("property")]
+    quoted = [(name, prop, text) for name, prop, text in texts if text and PHYSICS_NUMBER.search(text)]
+    assert not quoted, f"set these texts from the constants (SIRTDosimetryLib.mrml.widgets.physics_texts): {quoted}"
+
+
+def test_physics_texts_are_made_from_the_constants_for_widgets_of_the_ui():
+    from SIRTDosimetryLib.dose.radiobiology import NORMAL_LIVER_CHIESA_2015, TUMOUR_CHIESA_2015
+    from SIRTDosimetryLib.mrml.widgets import physics_texts
+    from SIRTDosimetryLib.nuclides import DENSITY_LUNG_G_PER_ML, Y90
+
+    texts = physics_texts()
+    widgets = ui_widgets("SIRTDosimetry")
+    for name, properties in texts.items():
+        assert name in widgets, f"{name} is not a widget of SIRTDosimetry.ui"
+        assert not {p.get("name") for p in widgets[name].findall("property")} & set(properties), f"{name}: the .ui sets it too"
+    assert f"({Y90.half_life_h:g} h for 90Y)" in texts["halfLifeSpinBox"]["toolTip"]
+    for name, lq in (("tumourSegmentsSelector", TUMOUR_CHIESA_2015), ("normalLiverSegmentsSelector", NORMAL_LIVER_CHIESA_2015)):
+        assert f"alpha/beta {lq.alpha_beta_gy:g} Gy, repair half-time {lq.repair_half_time_h:g} h" in texts[name]["toolTip"]
+        assert "Chiesa" in texts[name]["toolTip"]
+    assert f"({DENSITY_LUNG_G_PER_ML:g} g/mL)" in texts["lungSegmentsSelector"]["toolTip"]
+    assert texts["segmentDensitiesLineEdit"]["placeholderText"] == f"lungs={DENSITY_LUNG_G_PER_ML:g}"
+    translated = physics_texts(lambda text: "[fr] " + text)["halfLifeSpinBox"]["toolTip"]  # translated before the numbers go in
+    assert translated.startswith("[fr] Physical half-life") and f"({Y90.half_life_h:g} h for 90Y)" in translated
+
+
+def test_parameter_node_defaults_are_the_constants():
+    """The parameter node is defined before the Lib can be imported in Slicer, so its defaults are literals:
+    checked here against the constants they repeat."""
+    from SIRTDosimetryLib.analysis.derived import DEFAULT_THRESHOLD_FRACTION
+    from SIRTDosimetryLib.nuclides import DENSITY_SOFT_TISSUE_G_PER_ML
+
+    tree = module_tree("SIRTDosimetry")
+    defaults = {s.target.id: ast.literal_eval(s.value) for n in tree.body if isinstance(n, ast.ClassDef) for s in n.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and isinstance(s.value, ast.Constant)}
+    assert defaults["densityGPerMl"] == DENSITY_SOFT_TISSUE_G_PER_ML
+    assert defaults["thresholdFraction"] == DEFAULT_THRESHOLD_FRACTION
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_resource_paths_used_by_the_module_exist(module):
     tree = module_tree(module)

@@ -1,4 +1,5 @@
-"""Peak memory of the dose engine (``compute_dose``) against the size of its input. Not a test.
+"""Peak memory of the dose engine (``compute_dose``), and of the whole ``sirt dose`` command with BED (reading,
+computing, writing the dose, BED and EQD2 maps), against the size of the input. Not a test.
 
     python bench/bench_memory.py [--shape Z Y X] [--method vsv|ldm] [--no-bed]
 
@@ -59,7 +60,10 @@ def write_case(folder: Path, shape: tuple[int, int, int]) -> tuple[Path, Path]:
     return paths
 
 
-def child(pet: str, labels: str, method: str, bed: bool) -> dict:
+def child(pet: str, labels: str, method: str, bed: bool, command: bool) -> dict:
+    """``compute_dose`` on the inputs read from disk, or (``command``) ``sirt dose``'s ``run_dose`` writing into a
+    new folder beside them."""
+    from SIRTDosimetryLib.cli.dose_command import run_dose
     from SIRTDosimetryLib.dose.calibration import AbsoluteCalibration
     from SIRTDosimetryLib.dose.engine import DoseParameters, compute_dose
     from SIRTDosimetryLib.dose.radiobiology import PRESETS
@@ -78,9 +82,11 @@ def child(pet: str, labels: str, method: str, bed: bool) -> dict:
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_bytes("VmRSS")
     started = time.perf_counter()
-    activity = read_activity_image(pet, "bq_per_ml")
-    segmentation = read_segmentation(labels, {1: "liver", 2: "tumour"})
-    result = compute_dose(activity, segmentation, params)
+    names = {1: "liver", 2: "tumour"}
+    if command:
+        result, _ = run_dose(Path(pet), Path(labels), params, Path(pet).parent / f"out-{os.getpid()}", label_names=names)
+    else:
+        result = compute_dose(read_activity_image(pet, "bq_per_ml"), read_segmentation(labels, names), params)
     seconds = time.perf_counter() - started
     peak = _status_bytes("VmHWM") - before
     del result
@@ -92,24 +98,27 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(400, 512, 512), metavar=("Z", "Y", "X"))
     parser.add_argument("--method", choices=("vsv", "ldm"), default="vsv")
     parser.add_argument("--no-bed", action="store_true")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        pet, labels, method, bed = args.child
-        print(json.dumps(child(pet, labels, method, bed == "1")))
+        pet, labels, method, bed, command = args.child
+        print(json.dumps(child(pet, labels, method, bed == "1", command == "1")))
         return
     shape = tuple(args.shape)
     input_bytes = int(np.prod(shape)) * 4
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         pet, labels = write_case(Path(folder), shape)
-        for bed in ((False,) if args.no_bed else (False, True)):
-            out = subprocess.run([sys.executable, __file__, "--child", str(pet), str(labels), args.method, "1" if bed else "0"],
+        configurations = [("compute_dose", False)] + ([] if args.no_bed else [("compute_dose", True), ("sirt dose", True)])
+        for what, bed in configurations:
+            flags = ["1" if bed else "0", "1" if what == "sirt dose" else "0"]
+            out = subprocess.run([sys.executable, __file__, "--child", str(pet), str(labels), args.method, *flags],
                                  capture_output=True, text=True, check=True, env=os.environ)
             measured = json.loads(out.stdout.strip().splitlines()[-1])
             ratio = measured["peak_extra_bytes"] / input_bytes
-            runs.append({"method": args.method, "bed": bed, **measured, "ratio_to_input": ratio, "meets_target": ratio < TARGET_RATIO})
-            print(f"{args.method} bed={bed}: peak {measured['peak_extra_bytes'] / 2**20:.0f} MiB = {ratio:.2f} x input "
+            runs.append({"measured": what, "method": args.method, "bed": bed, **measured, "ratio_to_input": ratio,
+                         "meets_target": ratio < TARGET_RATIO})
+            print(f"{what} {args.method} bed={bed}: peak {measured['peak_extra_bytes'] / 2**20:.0f} MiB = {ratio:.2f} x input "
                   f"({input_bytes / 2**20:.0f} MiB), {measured['seconds']:.1f} s")
     report = {
         "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+
+import SimpleITK as sitk
 
 from ..dose.engine import DoseResult, compute_dose
 from ..dose.kernels import KERNEL_SOURCES
@@ -151,12 +154,15 @@ def run_dose(
     input_paths = [p for p in (activity_path, segmentation_path, ct_path) if p is not None]
     check_outputs(output, output_names(params, rtdose), input_paths, overwrite)  # before the work
     activity = read_activity_image(activity_path, units)
+    identity = activity.dicom.identity if activity.dicom is not None else None
     ct = read_image(ct_path) if ct_path is not None else None
     segmentation = read_segmentation(segmentation_path, label_names)
     result = compute_dose(activity, segmentation, params, ct)
-    maps = {"dose_gy": result.dose_gy}
+    del activity, ct, segmentation  # their buffers are freed before the maps are written
+    # each map is got when its file is written: EQD2 is made from the BED map then, and dropped after
+    maps: dict[str, Callable[[], sitk.Image]] = {"dose_gy": lambda: result.dose_gy}
     if result.bed_gy is not None:
-        maps |= {"bed_gy": result.bed_gy, "eqd2_gy": result.eqd2_gy}
+        maps |= {"bed_gy": lambda: result.bed_gy, "eqd2_gy": lambda: result.eqd2_gy}
     outputs = {name: f"{name}.nrrd" for name in maps}
     if result.uncertainty_rel is not None:
         outputs["dose_uncertainty_rel"] = "dose_uncertainty_rel.nrrd"
@@ -165,15 +171,19 @@ def run_dose(
     inputs = {"activity": activity_path, "segmentation": segmentation_path, "ct": ct_path,
               "hu_density_table": params.hu_density_table.source if params.hu_density_table else None}
     summary = dose_summary(result, params, inputs, outputs)
-    writers = {f"{name}.nrrd": partial(write_image, image) for name, image in maps.items()}
+    writers = {f"{name}.nrrd": _writer(write_image, image) for name, image in maps.items()}
     writers["summary.json"] = partial(write_json, summary)
     if result.uncertainty_rel is not None:
         writers["dose_uncertainty_rel.nrrd"] = partial(write_image, result.uncertainty_rel)
     if rtdose:
-        identity = activity.dicom.identity if activity.dicom is not None else None
-        writers |= {f"{name}.dcm": partial(write_rtdose, image, quantity=name, identity=identity) for name, image in maps.items()}
+        writers |= {f"{name}.dcm": _writer(write_rtdose, image, quantity=name, identity=identity) for name, image in maps.items()}
     commit_outputs(output, writers, inputs=[p for p in inputs.values() if p is not None], overwrite=overwrite)
     return result, summary
+
+
+def _writer(write: Callable[..., None], image: Callable[[], sitk.Image], **options) -> Callable[[Path], None]:
+    """A function writing ``image()`` to a path with ``write``: the image is got only when written."""
+    return lambda path: write(image(), path, **options)
 
 
 def run(args: argparse.Namespace) -> int:

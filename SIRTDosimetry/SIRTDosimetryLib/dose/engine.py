@@ -6,6 +6,7 @@ it works on SimpleITK images and returns images on the activity grid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,6 +55,11 @@ LUNG_DOSE_NOTES: dict[str, str] = {
 }
 """Which method gave the lung dose, and its expected error: written into every dose summary."""
 
+Region = tuple[slice, slice, slice]
+"""A box of the activity grid (z, y, x), with explicit starts and stops."""
+VoxelValues = np.ndarray | Callable[[Region], np.ndarray]
+"""A map on the activity grid, or a function giving it over a region (a map derived on demand)."""
+
 __all__ = ["DoseParameters", "DoseResult", "SegmentSummary", "check_voxel_values", "compute_dose", "density_map"]
 
 
@@ -77,11 +83,36 @@ class SegmentSummary:
     lq_parameters: LQParameters | None = None
 
 
+@dataclass(frozen=True)
+class LQAssignment:
+    """The LQ parameters of each voxel: the structures given parameters (in the order given) and the precedence
+    where they overlap (see ``lq_parameter_map``). EQD2 is derived from BED through it, region by region, so
+    that no EQD2 map of the whole grid need be kept."""
+
+    structures: dict[str, Structure]
+    parameters: dict[str, LQParameters]
+    precedence: BedPrecedence
+
+    def index(self, region: Region) -> np.ndarray:
+        """Index into ``parameters`` of each voxel of ``region`` (−1: none)."""
+        return lq_parameter_map(self.structures, list(self.parameters), self.precedence, region)
+
+    def eqd2_gy(self, bed: np.ndarray, region: Region) -> np.ndarray:
+        """EQD2 (float32, NaN without parameters) of ``bed``, the BED over ``region``: EQD2 = BED / (1 + 2 Gy/(α/β))
+        with each voxel's α/β (``radiobiology.eqd2_gy``)."""
+        index = self.index(region)
+        eqd2 = np.full(bed.shape, np.nan, dtype=np.float32)
+        for k, lq in enumerate(self.parameters.values()):
+            inside = index == k
+            eqd2[inside] = eqd2_gy(bed[inside], lq)
+        return eqd2
+
+
 @dataclass
 class DoseResult:
     dose_gy: sitk.Image  # float32 on the activity grid
     bed_gy: sitk.Image | None  # NaN where no structure has LQ parameters
-    eqd2_gy: sitk.Image | None
+    lq: LQAssignment | None  # with bed_gy: whence each voxel's LQ parameters, for EQD2
     structures: dict[str, Structure]
     segments: list[SegmentSummary]
     calibration: CalibrationReport
@@ -93,6 +124,15 @@ class DoseResult:
     lung_dose_note: str = ""
     uncertainty_rel: sitk.Image | None = None  # Monte Carlo: relative 1-sigma uncertainty of the dose
     monte_carlo: dict | None = None  # Monte Carlo: decays, seed pairs, CPU time, materials
+
+    @property
+    def eqd2_gy(self) -> sitk.Image | None:
+        """The EQD2 map (float32, NaN where no structure has LQ parameters), made from ``bed_gy`` at each call,
+        a few z-planes at a time: a new image, not kept by the result (hold on to it to use it twice)."""
+        if self.bed_gy is None:
+            return None
+        bed = sitk.GetArrayViewFromImage(self.bed_gy)
+        return _image_by_slabs(self.bed_gy, lambda region: self.lq.eqd2_gy(bed[region], region))
 
 
 def check_voxel_values(values: np.ndarray, clamp: bool) -> tuple[np.ndarray, dict[str, int]]:
@@ -130,7 +170,7 @@ def density_map(
 
 
 def lq_parameter_map(structures: dict[str, Structure], names: list[str], precedence: BedPrecedence = "smallest",
-                     region: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+                     region: Region | None = None) -> np.ndarray:
     """Which of ``names`` gives each voxel its LQ parameters: an int8 map of indices into ``names``, −1 for none.
 
     Every voxel a structure touches takes its parameters; where several overlap, with ``"smallest"``
@@ -167,42 +207,49 @@ def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
-def _lq_images(dose: np.ndarray, reference: sitk.Image, structures: dict[str, Structure], names: list[str], params: DoseParameters,
-               nuclide: Radionuclide) -> tuple[sitk.Image, sitk.Image]:
-    """BED and EQD2 images (float32, NaN where no structure has LQ parameters), filled a few z-planes at a time
-    straight into the images: no full-size array besides the images themselves."""
+def _image_by_slabs(reference: sitk.Image, slab: Callable[[Region], np.ndarray]) -> sitk.Image:
+    """A float32 image on ``reference``'s grid filled a few z-planes at a time with ``slab(region)``: no full-size
+    array besides the image itself."""
     from .vsv import SLAB_VOXELS
 
-    images = []
-    for _ in range(2):
-        image = sitk.Image(reference.GetSize(), sitk.sitkFloat32)
-        image.CopyInformation(reference)
-        images.append(image)
-    nz, ny, nx = dose.shape
+    image = sitk.Image(reference.GetSize(), sitk.sitkFloat32)
+    image.CopyInformation(reference)
+    nx, ny, nz = reference.GetSize()
     step = max(1, SLAB_VOXELS // (ny * nx))
     for z0 in range(0, nz, step):
         z1 = min(z0 + step, nz)
-        index = lq_parameter_map(structures, names, params.bed_precedence, (slice(z0, z1), slice(0, ny), slice(0, nx)))
-        bed, eqd2 = np.full((2, z1 - z0, ny, nx), np.nan, dtype=np.float32)
-        for k, name in enumerate(names):
+        image[:, :, z0:z1] = sitk.GetImageFromArray(slab((slice(z0, z1), slice(0, ny), slice(0, nx))))  # pasted in place
+    return image
+
+
+def _bed_image(dose: np.ndarray, reference: sitk.Image, lq: LQAssignment, nuclide: Radionuclide) -> sitk.Image:
+    """The BED image (float32, NaN where no structure has LQ parameters)."""
+
+    def slab(region: Region) -> np.ndarray:
+        index = lq.index(region)
+        bed = np.full(index.shape, np.nan, dtype=np.float32)
+        for k, params in enumerate(lq.parameters.values()):
             inside = index == k
-            bed[inside] = bed_gy(dose[z0:z1][inside], params.radiobiology[name], nuclide.half_life_h)
-            eqd2[inside] = eqd2_gy(bed[inside], params.radiobiology[name])
-        for image, slab in zip(images, (bed, eqd2)):
-            image[:, :, z0:z1] = sitk.GetImageFromArray(slab)  # SimpleITK pastes in place
-    return images[0], images[1]
+            bed[inside] = bed_gy(dose[region][inside], params, nuclide.half_life_h)
+        return bed
+
+    return _image_by_slabs(reference, slab)
 
 
-def _weighted_parts(values: np.ndarray, structure: Structure):
+def _weighted_parts(values: VoxelValues, structure: Structure):
     """(w, v) in float64 for the voxels with weight in the structure's box, a few z-planes at a time: the float64
     temporaries stay slab-sized however large the structure."""
     from .vsv import SLAB_VOXELS
 
-    box, grid = structure.box, values[structure.slices]
+    box = structure.box
+    z, y, x = structure.slices
     step = max(1, SLAB_VOXELS // max(1, box.shape[1] * box.shape[2]))
     for z0 in range(0, len(box), step):
-        inside = box[z0 : z0 + step] > 0
-        yield box[z0 : z0 + step][inside].astype(np.float64), grid[z0 : z0 + step][inside].astype(np.float64)
+        w = box[z0 : z0 + step]
+        region = (slice(z.start + z0, z.start + z0 + len(w)), y, x)
+        grid = values(region) if callable(values) else values[region]
+        inside = w > 0
+        yield w[inside].astype(np.float64), grid[inside].astype(np.float64)
 
 
 def _weighted_sum(values: np.ndarray, structure: Structure) -> float:
@@ -211,7 +258,7 @@ def _weighted_sum(values: np.ndarray, structure: Structure) -> float:
     return float(sum(np.sum(w * v) for w, v in _weighted_parts(values, structure)))
 
 
-def _weighted_stats(values: np.ndarray, structure: Structure) -> tuple[float, float, float]:
+def _weighted_stats(values: VoxelValues, structure: Structure) -> tuple[float, float, float]:
     """Weighted mean, minimum and maximum over the voxels with weight."""
     total = weight = 0.0
     low, high = np.inf, -np.inf
@@ -220,22 +267,6 @@ def _weighted_stats(values: np.ndarray, structure: Structure) -> tuple[float, fl
             total, weight = total + np.sum(w * v), weight + np.sum(w)
             low, high = min(low, v.min()), max(high, v.max())
     return float(total / weight), float(low), float(high)
-
-
-def _with_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
-    """``params`` with every segment it names spelled as in the segmentation (``liver`` finds ``Liver``:
-    ``Segmentation.segment`` matches case-insensitively when the exact name is absent)."""
-    name = lambda n: segmentation.segment(n).name  # noqa: E731
-    calibration = params.calibration
-    if isinstance(calibration, RelativeCalibration):
-        calibration = replace(calibration, calibration_voi=tuple(map(name, calibration.calibration_voi)))
-    return replace(
-        params,
-        calibration=calibration,
-        segments=tuple(map(name, params.segments)) if params.segments is not None else None,
-        radiobiology={name(k): v for k, v in params.radiobiology.items()},
-        segment_densities_g_per_ml={name(k): v for k, v in params.segment_densities_g_per_ml.items()},
-    )
 
 
 def plausibility_warnings(activity: ActivityImage, calibration: Calibration, report: CalibrationReport, structures: dict[str, Structure],
@@ -271,13 +302,26 @@ def _lung_dose(params: DoseParameters, calibration: Calibration, nuclide: Radion
     return None
 
 
-def select_in(params: DoseParameters, names: list[str]) -> DoseParameters:
-    """Segment patterns of ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``)
-    resolved to the segmentation's names."""
+def resolve_segment_names(params: DoseParameters, segmentation: Segmentation) -> DoseParameters:
+    """``params`` with every segment it names resolved, once, to the segmentation's names: the patterns of
+    ``segments`` and ``radiobiology`` (names, globs, ``@tumour``; see ``selection``) to the names they select,
+    the calibration VOI and the segments given a density by name (exact, else case-insensitive: ``liver``
+    finds ``Liver``, see ``Segmentation.segment``)."""
+    names = segmentation.names
+    spelled = lambda n: segmentation.segment(n).name  # noqa: E731
     segments = None
     if params.segments is not None:  # in the order given: the summary's rows follow it
         segments = tuple(dict.fromkeys(n for pattern in params.segments for n in select_segments([pattern], names)))
-    return replace(params, segments=segments, radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"))
+    calibration = params.calibration
+    if isinstance(calibration, RelativeCalibration):
+        calibration = replace(calibration, calibration_voi=tuple(map(spelled, calibration.calibration_voi)))
+    return replace(
+        params,
+        calibration=calibration,
+        segments=segments,
+        radiobiology=expand_mapping(params.radiobiology, names, "--bed-params segment"),
+        segment_densities_g_per_ml={spelled(k): v for k, v in params.segment_densities_g_per_ml.items()},
+    )
 
 
 def compute_dose(
@@ -289,7 +333,7 @@ def compute_dose(
     ``ct`` (registered to the activity image) with ``params.hu_density_table`` gives a density per voxel.
     ``progress`` (fraction done) and ``cancel`` are used by the Monte Carlo method, which runs long.
     """
-    params = _with_segment_names(select_in(params, segmentation.names), segmentation)
+    params = resolve_segment_names(params, segmentation)
     nuclide = radionuclide(params.radionuclide, params.half_life_h)
     reference = activity.image
     voxel_ml = voxel_volume_ml(reference.GetSpacing())
@@ -324,6 +368,10 @@ def compute_dose(
     voi_counts = _weighted_sum(values, union_of([structures[name] for name in voi], "calibration VOI", voxel_ml)) if voi else None
     report = calibration_report(values, voxel_ml, calibration, nuclide, voi_counts)
     bq_per_value = report.bq_per_voxel_value
+    # What the summary needs of the voxel values, taken before the dose: a copy of them the engine made
+    # (clamped, or converted to float32) is then freed before the dose maps are made.
+    value_sums = {name: _weighted_sum(values, structures[name]) for name in wanted}
+    uptake_warnings = plausibility_warnings(activity, calibration, report, structures, liver, values)
 
     def tia_bq_s() -> np.ndarray:
         """Ã on the whole grid, made only by the methods that need it."""
@@ -373,17 +421,19 @@ def compute_dose(
         if low_density:
             warnings.append(low_density)
 
+    del values  # frees the engine's copy, if it made one (a view of the caller's image otherwise)
     # Each map lives once, in its image; the arrays below are views of them.
     dose_image = _image_like(dose, reference)
     dose = sitk.GetArrayViewFromImage(dose_image)
-    bed_map = eqd2_map = bed_image = eqd2_image = None
+    bed_map = bed_image = lq = None
     if params.radiobiology:
         names = list(params.radiobiology)
-        bed_image, eqd2_image = _lq_images(dose, reference, structures, names, params, nuclide)
-        bed_map, eqd2_map = sitk.GetArrayViewFromImage(bed_image), sitk.GetArrayViewFromImage(eqd2_image)
+        lq = LQAssignment(structures, dict(params.radiobiology), params.bed_precedence)
+        bed_image = _bed_image(dose, reference, lq, nuclide)
+        bed_map = sitk.GetArrayViewFromImage(bed_image)
         for k, name in enumerate(names):
             s = structures[name]
-            w, here = s.box, lq_parameter_map(structures, names, params.bed_precedence, s.slices)
+            w, here = s.box, lq.index(s.slices)
             own = float(np.sum(w, where=here == k, dtype=np.float64)) / float(np.sum(w, dtype=np.float64))
             if own < 0.99:
                 others = sorted({names[j] for j in np.unique(here[(w > 0) & (here != k)]) if j >= 0})
@@ -402,7 +452,8 @@ def compute_dose(
             bed_mean, bed_low, bed_high = _weighted_stats(bed_map, s)
             extra = dict(
                 bed_mean_gy=bed_mean, bed_min_gy=bed_low, bed_max_gy=bed_high,
-                eqd2_mean_gy=_weighted_stats(eqd2_map, s)[0], lq_parameters=params.radiobiology[name],
+                eqd2_mean_gy=_weighted_stats(lambda region: lq.eqd2_gy(bed_map[region], region), s)[0],
+                lq_parameters=params.radiobiology[name],
             )
         summaries.append(
             SegmentSummary(
@@ -410,21 +461,21 @@ def compute_dose(
                 volume_ml=s.mapped_volume_ml,
                 contoured_volume_ml=s.contoured_volume_ml,
                 mass_g=_weighted_sum(density_array, s) * voxel_ml,
-                activity_bq=_weighted_sum(values, s) * bq_per_value,
+                activity_bq=value_sums[name] * bq_per_value,
                 dose_mean_gy=mean,
                 dose_min_gy=low,
                 dose_max_gy=high,
-                image_value_sum=_weighted_sum(values, s),
+                image_value_sum=value_sums[name],
                 **extra,
             )
         )
-    warnings += plausibility_warnings(activity, calibration, report, structures, liver, values)
+    warnings += uptake_warnings
     warnings += mean_dose_warnings({s.name: s.dose_mean_gy for s in summaries})
     return DoseResult(
         lung=_lung_dose(params, calibration, nuclide, structures, lung, dose),
         dose_gy=dose_image,
         bed_gy=bed_image,
-        eqd2_gy=eqd2_image,
+        lq=lq,
         structures=structures,
         segments=summaries,
         calibration=report,

@@ -38,13 +38,24 @@ class LQParameters:
 
 TUMOUR_CHIESA_2015 = LQParameters(alpha_beta_gy=10.0, repair_half_time_h=1.5)
 NORMAL_LIVER_CHIESA_2015 = LQParameters(alpha_beta_gy=2.5, repair_half_time_h=2.5)
+"""Chiesa C et al. Radioembolization of hepatocarcinoma with 90Y glass microspheres: development of an
+individualized treatment planning strategy based on dosimetry and radiobiology. Eur J Nucl Med Mol Imaging
+2015;42(11):1718-1738: tumour α/β 10 Gy, T_rep 1.5 h; non-tumoural liver α/β 2.5 Gy, T_rep 2.5 h."""
 TUMOUR_HCC_GLASS_DOSIOMICS = LQParameters(alpha_beta_gy=10.0, repair_half_time_h=1.5)
 NORMAL_LIVER_HCC_GLASS_DOSIOMICS = LQParameters(alpha_beta_gy=10.0, repair_half_time_h=2.5)
+"""The parameters of the 90Y-glass HCC dosiomics study: "Potential of radiomics, dosiomics and dose volume
+histograms for tumor response prediction in hepatocellular carcinoma following 90Y-SIRT" (2025, open access;
+PubMed 40064820): 17 HCC patients treated with TheraSphere at Geneva University Hospital, 99mTc-MAA and
+90Y SPECT/CT, local-deposition dose and BED, response by mRECIST at 3 months. Its BED used α/β 10 Gy for
+tumour and normal liver, repair half-times 1.5 h and 2.5 h and a 90Y half-life of 64.2 h, values it
+attributes to Chiesa et al. Its authors, journal, volume, pages and DOI were not available where this was
+written, nor which Chiesa et al. paper it took the values from: Chiesa et al. 2015 (above) gives 2.5 Gy, not
+10 Gy, for the non-tumoural liver, so the normal-liver values differ between the two presets."""
 
-_CHIESA_2015 = "Chiesa et al., EJNMMI 2015;42:1718-1738 (90Y glass, HCC)"
+_CHIESA_2015 = "Chiesa et al., Eur J Nucl Med Mol Imaging 2015;42(11):1718-1738 (90Y glass, HCC)"
 _HCC_GLASS_DOSIOMICS = (
-    "values of Chiesa et al. as used by the 90Y-glass HCC dosiomics study (17 patients, mRECIST at 3 months): "
-    "alpha/beta 10 Gy for tumour and normal liver, with a 90Y half-life of 64.2 h"
+    "90Y-glass HCC dosiomics study, PubMed 40064820 (2025; 17 patients, mRECIST at 3 months), values attributed to "
+    "Chiesa et al.: alpha/beta 10 Gy for tumour and normal liver, with a 90Y half-life of 64.2 h"
 )
 PRESETS: dict[str, LQParameters] = {  # the first two are named by the role (``vocabulary.ROLES``) they are the default of
     TUMOUR: TUMOUR_CHIESA_2015,

@@ -114,6 +114,13 @@ def remove_stale_staging(output_dir: Path) -> list[Path]:
     return removed
 
 
+def staging_folder(parent: Path) -> Path:
+    """A new staging folder in ``parent`` for this run (``.sirt-staging-<pid>-*``), after removing those that
+    runs no longer alive left there (killed mid-write): every writer into a folder stages through this."""
+    remove_stale_staging(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent))
+
+
 def _claim(source: Path, target: Path) -> None:
     """Move ``source`` to ``target`` only if ``target`` does not exist, atomically."""
     try:
@@ -141,8 +148,7 @@ def commit_outputs(
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SIRTInputError(f"output folder {output_dir} cannot be created: {exc.strerror or exc}") from None
-    remove_stale_staging(output_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=output_dir))
+    staging = staging_folder(output_dir)
     claimed: list[Path] = []
     try:
         for name, write in writers.items():

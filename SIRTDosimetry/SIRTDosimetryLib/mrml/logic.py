@@ -497,9 +497,10 @@ def add_result_nodes(
     outputs.mark_rt_dose(dose)
     bed = eqd2 = None
     if result.bed_gy is not None:
+        eqd2_image = result.eqd2_gy  # derived from the BED map at each access: made once here
         bed = _output_volume(scene, bed_node, f"{base} BED (Gy)", result.bed_gy, activity_node)
-        eqd2 = _output_volume(scene, eqd2_node, f"{base} EQD2 (Gy)", result.eqd2_gy, activity_node)
-        for node, image, quantity in ((bed, result.bed_gy, "BED"), (eqd2, result.eqd2_gy, "EQD2")):
+        eqd2 = _output_volume(scene, eqd2_node, f"{base} EQD2 (Gy)", eqd2_image, activity_node)
+        for node, image, quantity in ((bed, result.bed_gy, "BED"), (eqd2, eqd2_image, "EQD2")):
             values = sitk.GetArrayViewFromImage(image)
             finite = np.isfinite(values)
             outputs.setup_dose_display(node, outputs.display_window_gy(np.where(finite, values, 0), finite), display_threshold_gy, table)

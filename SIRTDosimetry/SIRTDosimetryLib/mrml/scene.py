@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SIRTInputError
-from ..io.writers import check_output_dir
+from ..io.writers import check_output_dir, staging_folder
 from ._vtk import slicer_module
 
 SCENE_FOLDER_SUFFIXES = ("_data", "_Private")
@@ -197,7 +196,7 @@ class _scene_file_state_kept:
 def _save_mrb(scene, path: Path, messages) -> None:
     """The bundle is assembled in a temporary folder under the scene's root directory: use a staging
     folder beside the target, and keep the final file name (it names the scene inside the bundle)."""
-    staging = Path(tempfile.mkdtemp(prefix=".sirt-scene-", dir=path.parent))
+    staging = staging_folder(path.parent)
     try:
         scene.SetRootDirectory(str(staging))
         if not scene.WriteToMRB(str(staging / path.name), None, messages):
@@ -211,7 +210,7 @@ def _save_mrml(scene, path: Path, overwrite: bool) -> None:
     data_dir = path.with_name(path.stem + SCENE_FOLDER_SUFFIXES[0])
     if data_dir.exists() and not overwrite:
         raise SIRTInputError(f"scene data folder {data_dir} already exists; choose another name or allow overwriting")
-    staging = Path(tempfile.mkdtemp(prefix=".sirt-scene-", dir=path.parent))
+    staging = staging_folder(path.parent)
     try:
         _write_storable_nodes(scene, staging, data_dir.name)
         scene.SetRootDirectory(str(path.parent))

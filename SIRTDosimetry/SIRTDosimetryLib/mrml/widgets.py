@@ -122,3 +122,32 @@ class ProgressReporter:
         self.progress_bar.value = int(round(100 * fraction))
         self.status_label.text = message
         self.process_events()
+
+
+def physics_texts(tr: Callable[[str], str] = lambda text: text) -> dict[str, dict[str, str]]:
+    """Widget texts quoting physics constants (widget name → {Qt property: text}), made from the constants
+    themselves: the .ui file carries none of these numbers, so that each is defined once. ``tr``: the
+    translation function, applied to each text before the numbers are filled in. Imports only modules that
+    Slicer loads before the module's dependencies are installed (numpy, no scipy)."""
+    from ..dose.radiobiology import NORMAL_LIVER_CHIESA_2015, PRESET_SOURCES, TUMOUR_CHIESA_2015
+    from ..nuclides import DENSITY_LUNG_G_PER_ML, Y90
+    from ..vocabulary import NORMAL_LIVER, TUMOUR
+
+    def lq(what: str, role: str, parameters) -> dict[str, str]:
+        text = tr("Segments given {what} LQ parameters (alpha/beta {alpha_beta:g} Gy, repair half-time {repair:g} h; {source}).")
+        return {"toolTip": text.format(what=what, alpha_beta=parameters.alpha_beta_gy, repair=parameters.repair_half_time_h,
+                                       source=PRESET_SOURCES[role])}
+
+    lungs = f"lungs={DENSITY_LUNG_G_PER_ML:g}"
+    return {
+        "halfLifeSpinBox": {"toolTip": tr("Physical half-life in hours; 0 uses the radionuclide's ({half_life:g} h for 90Y).").format(
+            half_life=Y90.half_life_h)},
+        "tumourSegmentsSelector": lq(tr("tumour"), TUMOUR, TUMOUR_CHIESA_2015),
+        "normalLiverSegmentsSelector": lq(tr("normal-liver"), NORMAL_LIVER, NORMAL_LIVER_CHIESA_2015),
+        "lungSegmentsSelector": {"toolTip": tr("Lung segment(s) of the SPECT's segmentation, for the lung shunt from SPECT counts and the "
+                                               "lung mass ({density:g} g/mL).").format(density=DENSITY_LUNG_G_PER_ML)},
+        "segmentDensitiesLineEdit": {
+            "toolTip": tr("Other densities inside segments, e.g. '{example}'; separate with commas.").format(example=lungs),
+            "placeholderText": lungs,
+        },
+    }

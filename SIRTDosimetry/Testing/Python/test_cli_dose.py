@@ -83,6 +83,22 @@ def test_bed_map_follows_formula_and_is_nan_elsewhere(patient1_ldm):
     assert np.isclose(ratio, g_tumour, rtol=1e-3).any() and np.isclose(ratio, g_liver, rtol=1e-3).any()
 
 
+def test_eqd2_file_is_the_bed_file_over_each_voxels_factor(patient1_ldm):
+    """eqd2_gy.nrrd, made from the BED map when written: EQD2 = BED / (1 + 2/(α/β)) with the α/β of the
+    parameters each voxel's BED used (liver 2.5 Gy: 1.8; Tumor 2, 10 Gy: 1.2), NaN where BED is."""
+    out, _ = patient1_ldm
+    dose = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dose_gy.nrrd"))).astype(float)
+    bed = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "bed_gy.nrrd")))
+    eqd2 = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "eqd2_gy.nrrd")))
+    assert eqd2.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(eqd2), np.isnan(bed))
+    hot = np.isfinite(bed) & (dose > 1)
+    liver = np.isclose((bed[hot] / dose[hot] - 1) / dose[hot], 2.5 / ((2.5 + 64.1) * 2.5), rtol=1e-3)
+    assert liver.any() and (~liver).any()
+    np.testing.assert_allclose(eqd2[hot][liver], bed[hot][liver] / 1.8, rtol=1e-6)
+    np.testing.assert_allclose(eqd2[hot][~liver], bed[hot][~liver] / 1.2, rtol=1e-6)
+
+
 def test_patient1_provenance(patient1_ldm, patient1_paths):
     _, summary = patient1_ldm
     prov = summary["provenance"]

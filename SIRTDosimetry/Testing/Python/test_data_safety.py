@@ -77,6 +77,21 @@ def test_staging_folders_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
     assert not stale.exists() and alive.exists()
 
 
+@pytest.mark.parametrize("suffix", [".mrb", ".mrml"])
+def test_staging_folders_of_a_killed_scene_save_are_removed_by_the_next_save(tmp_path, scene, suffix):
+    """Scenes stage beside their file through the same staging folders as the outputs: a killed save's is removed."""
+    from SIRTDosimetryLib.mrml.scene import save_scene
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{STAGING_PREFIX}{dead.pid}-xyz789"
+    (stale / "case_data").mkdir(parents=True)
+    (stale / "case_data" / "dose.nrrd").write_text("half written")
+    save_scene(scene, tmp_path / f"case{suffix}")
+    assert (tmp_path / f"case{suffix}").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]  # neither the stale one nor this run's
+
+
 def test_non_finite_values_headed_for_json_are_named(tmp_path):
     with pytest.raises(SIRTInputError, match=r"/segments/1/dose_mean_gy is not a finite number"):
         write_json({"segments": [{"dose_mean_gy": 1.0}, {"dose_mean_gy": float("inf")}]}, tmp_path / "summary.json")

@@ -141,14 +141,12 @@ def test_vsv_on_sample_spect_with_anisotropic_voxels(patient2_paths):
     assert vsv.dose_max_gy < ldm.dose_max_gy  # the beta range smooths the hot spots
 
 
-def test_bed_map_has_no_gaps_at_edges_and_the_tumour_wins_in_its_liver(tmp_path):
-    """A tumour block inside a liver block on a coarse grid: every touched voxel gets a BED; every voxel the
-    tumour touches, even partly, takes the tumour's parameters, the rest of the liver keeps the liver's."""
+def _tumour_in_liver(tmp_path):
+    """A tumour block inside a liver block, segmented on a 1 mm grid, and a uniform activity on a 3 mm grid:
+    partial voxels at every edge."""
     from conftest import make_image
-    from SIRTDosimetryLib.dose.radiobiology import LQParameters
     from SIRTDosimetryLib.io.volumes import ActivityImage
 
-    # Segmentation on a 1 mm grid, activity on a 3 mm grid: partial voxels at every edge.
     labels = np.zeros((30, 30, 30), dtype=np.uint8)
     labels[4:26, 4:26, 4:26] = 1  # "liver"
     tumour = np.zeros_like(labels)
@@ -161,8 +159,16 @@ def test_bed_map_has_no_gaps_at_edges_and_the_tumour_wins_in_its_liver(tmp_path)
     for i, (name, layer) in enumerate([("liver", 0), ("tumour", 1)]):
         header |= {f"Segment{i}_Name": name, f"Segment{i}_Layer": str(layer), f"Segment{i}_LabelValue": "1"}
     nrrd.write(str(path), np.stack([labels, tumour]).transpose(0, 3, 2, 1).copy(), header)
-    seg = read_segmentation(path)
     activity = ActivityImage(make_image(np.full((10, 10, 10), 1e5), spacing=(3.0, 3.0, 3.0), origin=(1.0, 1.0, 1.0)), "bq_per_ml", "x")
+    return activity, read_segmentation(path)
+
+
+def test_bed_map_has_no_gaps_at_edges_and_the_tumour_wins_in_its_liver(tmp_path):
+    """A tumour block inside a liver block on a coarse grid: every touched voxel gets a BED; every voxel the
+    tumour touches, even partly, takes the tumour's parameters, the rest of the liver keeps the liver's."""
+    from SIRTDosimetryLib.dose.radiobiology import LQParameters
+
+    activity, seg = _tumour_in_liver(tmp_path)
     liver_lq, tumour_lq = LQParameters(2.5, 2.5), LQParameters(10.0, 1.5)
     result = compute_dose(activity, seg, DoseParameters(AbsoluteCalibration("bq_per_ml"), radiobiology={"liver": liver_lq, "tumour": tumour_lq}))
     bed = sitk.GetArrayFromImage(result.bed_gy)
@@ -194,3 +200,29 @@ def test_lq_parameter_map_of_a_region_is_that_part_of_the_whole_map():
     assert np.all(whole[small > 0] == 1)  # the smaller structure wins where they overlap
     for region in [(slice(0, 3), slice(0, 10), slice(0, 11)), (slice(5, 9), slice(2, 7), slice(6, 11)), (slice(8, 9), slice(0, 1), slice(0, 1))]:
         np.testing.assert_array_equal(lq_parameter_map(structures, ["liver", "tumour"], region=region), whole[region])
+
+
+def test_eqd2_made_on_demand_from_the_bed_map_is_each_voxels_eqd2_and_gives_the_summary(tmp_path):
+    """EQD2 is not kept by the result but derived from the BED map with each voxel's α/β (2.5 Gy in the liver,
+    10 Gy where the tumour wins): the same float32 values as EQD2 computed on the whole BED map at once, NaN
+    where BED is, and the summary's mean EQD2 is the weighted mean of that map."""
+    from SIRTDosimetryLib.dose.engine import lq_parameter_map
+    from SIRTDosimetryLib.dose.radiobiology import LQParameters, eqd2_gy
+
+    activity, seg = _tumour_in_liver(tmp_path)
+    lq = {"liver": LQParameters(2.5, 2.5), "tumour": LQParameters(10.0, 1.5)}
+    result = compute_dose(activity, seg, DoseParameters(AbsoluteCalibration("bq_per_ml"), radiobiology=lq))
+    bed = sitk.GetArrayFromImage(result.bed_gy)
+    index = lq_parameter_map(result.structures, list(lq))
+    expected = np.full(bed.shape, np.nan, dtype=np.float32)
+    for k, params in enumerate(lq.values()):
+        expected[index == k] = eqd2_gy(bed[index == k], params)
+    image = result.eqd2_gy
+    assert image.GetPixelID() == sitk.sitkFloat32 and image.GetSpacing() == result.bed_gy.GetSpacing()
+    eqd2 = sitk.GetArrayFromImage(image)
+    np.testing.assert_array_equal(eqd2, expected)  # NaN in the same places
+    assert (index == 0).any() and (index == 1).any() and not np.allclose(eqd2[index == 0], bed[index == 0] / 1.2)
+    for summary in result.segments:
+        w = result.structures[summary.name].weights.astype(float)
+        inside = w > 0
+        assert summary.eqd2_mean_gy == pytest.approx(np.sum(w[inside] * eqd2[inside]) / w.sum(), rel=1e-12)

@@ -22,6 +22,7 @@ if not hasattr(slicer, "vtkMRMLScene"):
 from SIRTDosimetryLib.errors import SIRTInputError  # noqa: E402
 from SIRTDosimetryLib.io.segmentations import read_segmentation  # noqa: E402
 from SIRTDosimetryLib.io.volumes import read_activity_image  # noqa: E402
+from SIRTDosimetryLib.io.writers import STAGING_PREFIX  # noqa: E402
 from SIRTDosimetryLib.mrml import convert, outputs  # noqa: E402
 from SIRTDosimetryLib.testing import scenarios  # noqa: E402
 from SIRTDosimetryLib.io.rtdose import read_rtdose  # noqa: E402
@@ -431,7 +432,7 @@ def test_saving_a_copy_leaves_the_scene_and_its_storage_nodes_as_they_were(tmp_p
     assert volume.GetStorageNode().GetFileName() == str(patient2_paths[0])
     assert scene.GetFirstNodeByName("no storage node yet").GetStorageNode() is None
     assert scene.GetRootDirectory() == str(tmp_path) and scene.GetURL() == ""
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sirt-scene-")]  # no staging left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]  # no staging left
 
 
 def test_save_scene_refuses_other_suffix_and_input_paths(tmp_path, scene, patient2_paths):

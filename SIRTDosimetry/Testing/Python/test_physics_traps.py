@@ -136,6 +136,7 @@ def test_the_hcc_glass_dosiomics_preset_is_offered_with_its_source():
     assert [(p.alpha_beta_gy, p.repair_half_time_h) for p in lq] == [(10.0, 1.5), (10.0, 2.5)]
     assert PRESET_HALF_LIFE_H["normal_liver_hcc_glass_dosiomics"] == 64.2
     assert all("Chiesa" in PRESET_SOURCES[name] for name in PRESETS)
+    assert all("PubMed 40064820" in PRESET_SOURCES[name] for name in ("tumour_hcc_glass_dosiomics", "normal_liver_hcc_glass_dosiomics"))
     # Dale's formula with these values: D = 100 Gy, T_rep = 2.5 h, T_phys = 64.2 h, alpha/beta = 10 Gy.
     assert float(bed_gy(100.0, lq[1], 64.2)) == pytest.approx(100 * (1 + 100 * 2.5 / ((2.5 + 64.2) * 10)))
 
