@@ -6,7 +6,7 @@ Parts (each writes its numbers into ``bench/results/mc.json``, merged with earli
   svalues  MC voxel S values (4.42 mm, soft tissue 1.04 g/mL and compact bone 1.85 g/mL) against the
            bundled Lanconelli et al. 2012 tables: source voxel and its six face neighbours.
   sphere   uniform 10 cm sphere (4 mm voxels, 1.04 g/mL): MC mean dose against the LDM.
-  slab     liver (1.06 g/mL, uniform activity, 48 mm) / lung (0.30 g/mL, 30 mm), 1 mm layers: depth
+  slab     liver (1.06 g/mL, uniform activity, 48 mm) / lung (0.26 g/mL, 30 mm), 1 mm layers: depth
            profiles of MC, vsv-lung, amplitude-scaled soft-tissue VSV and LDM; lung mean dose over the
            first 2 cm and per layer whose MC dose exceeds 5 % of the liver plateau, with the MC
            layer's 1-sigma and the miss rule (``MISS_RULE``).
@@ -43,7 +43,7 @@ from SIRTDosimetryLib.dose.lung_kernel import vsv_lung_dose_gy
 from SIRTDosimetryLib.dose.montecarlo import MCSettings, run_monte_carlo
 from SIRTDosimetryLib.dose.vsv import density_corrected, vsv_dose_gy
 from SIRTDosimetryLib.nuclides import MEV_TO_J, Y90
-from SIRTDosimetryLib.testing.mc_phantoms import (ICRP107_Y90_MEAN_BETA_MEV, LIVER_DENSITY_G_PER_ML, LUNG_DENSITY_G_PER_ML,
+from SIRTDosimetryLib.testing.mc_phantoms import (ICRP107_Y90_MEAN_BETA_MEV, LIVER_DENSITY_G_PER_ML,
                                                   SOFT_TISSUE_DENSITY_G_PER_ML,
                                                   liver_lung_slab, torso_phantom, uniform_sphere)
 
@@ -132,18 +132,22 @@ def slab(decays: int, processes: int) -> dict:
     return out
 
 
+ICRP_LUNG_G_PER_ML = 0.30
+"""Nominal density of PENELOPE-2018's ICRP lung, the density the ``density_factor`` part compares with."""
+
+
 def density_factor(decays: int, processes: int) -> dict:
     tia = np.zeros((9, 9, 9))
     tia[4, 4, 4] = 1e6  # 1 MBq s: dose in mGy equals the S value in mGy/(MBq s)
     out = {}
-    for density in (LUNG_DENSITY_G_PER_ML, 0.26, 0.15):
+    for density in (ICRP_LUNG_G_PER_ML, 0.26, 0.15):
         mc = run_monte_carlo(tia, density, (4.0,) * 3, MCSettings(decays=decays, processes=processes, seed=81))
         rows = {}
-        for reference in sorted({density, LUNG_DENSITY_G_PER_ML}):
+        for reference in sorted({density, ICRP_LUNG_G_PER_ML}):
             kernel = build_kernel_from_dpk((4.0,) * 3, reference).values_mgy_per_mbq_s
             c = kernel.shape[0] // 2
             rows[f"dpk_at_{reference:g}"] = [float(mc.dose_gy[4, 4, 4 + k]) * 1e3 / float(kernel[c, c, c + k]) for k in range(4)]
-        out[f"{density:g}"] = {"density_factor": density / LUNG_DENSITY_G_PER_ML, "decays": mc.decays_simulated,
+        out[f"{density:g}"] = {"density_factor": density / ICRP_LUNG_G_PER_ML, "decays": mc.decays_simulated,
                                "mc_over_kernel_at_offsets_0_to_3": rows,
                                "mc_relative_sigma_at_offsets_0_to_3": [float(mc.relative_uncertainty[4, 4, 4 + k]) for k in range(4)]}
     return out

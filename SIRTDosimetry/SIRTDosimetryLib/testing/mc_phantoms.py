@@ -10,13 +10,13 @@ ICRP107_Y90_MEAN_BETA_MEV = 0.9330
 """Mean 90Y beta energy per decay stated by ICRP Publication 107 (0.932991 MeV): the reference for
 the energy the Monte Carlo source deposits."""
 
-# Densities of the phantoms compared with Monte Carlo: each is the nominal density of the MC material
-# the voxel gets (ICRU-46 liver 1.06; PENELOPE-2018's ICRP lung 0.30 and ICRP soft tissue 1.00), so
-# PenRed's per-voxel density factor is 1. PenRed does not scale the electron range with that factor
-# (a 0.15 g/mL lung point source keeps the 0.30 g/mL range: bench/bench_mc.py, part ``density_factor``),
-# so a reference at any other density would carry the engine's error, not the physics.
+# Densities of the phantoms compared with Monte Carlo. The MC engine makes each material at the
+# median density of its voxels, so in these phantoms (one density per material) PenRed's per-voxel
+# density factor is 1: PenRed does not scale the electron range with that factor (bench/bench_mc.py,
+# part ``density_factor``), so a phantom whose voxels needed it would carry the engine's error, not
+# the physics. Lung 0.26 g/mL: inflated lung as in the published lung-dose comparisons.
 LIVER_DENSITY_G_PER_ML = 1.06
-LUNG_DENSITY_G_PER_ML = 0.30
+LUNG_DENSITY_G_PER_ML = 0.26
 SOFT_TISSUE_DENSITY_G_PER_ML = 1.00
 AIR_DENSITY_G_PER_ML = 0.0012048
 
