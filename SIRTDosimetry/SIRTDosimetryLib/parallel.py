@@ -2,7 +2,7 @@
 and the Monte Carlo batches.
 
 **Where tasks run.** ``make_executor(workers, scheduler)`` gives one of three executors with the same
-four methods (``submit``, ``wait``, ``restart``, ``close``):
+five methods (``submit``, ``wait``, ``capacity``, ``restart``, ``close``):
 
 - ``InlineExecutor``: in this process, one call after the other (``workers=1``);
 - ``LocalExecutor`` (the embedded default): a pool of ``spawn``-ed worker processes
@@ -124,6 +124,10 @@ class InlineExecutor:
     def wait(self, futures):
         return set(futures)
 
+    def capacity(self) -> int:
+        """Tasks run at once."""
+        return 1
+
     def restart(self) -> None:
         pass
 
@@ -155,6 +159,10 @@ class LocalExecutor:
     def wait(self, futures):
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return done
+
+    def capacity(self) -> int:
+        """Tasks run at once."""
+        return self.workers
 
     def restart(self) -> None:
         """A fresh pool after a worker died (the broken pool refuses new work)."""
@@ -192,7 +200,7 @@ class DaskExecutor:
     def restart(self) -> None:
         pass
 
-    def threads(self) -> int:
+    def capacity(self) -> int:
         """Tasks the cluster runs at once (threads over all its workers)."""
         return max(1, sum(self.client.nthreads().values()))
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import SIRTInputError
 from ..nuclides import MEV_TO_J
-from ..parallel import DaskExecutor, Executor, make_executor, worker_count
+from ..parallel import Executor, make_executor
 from .mc_materials import MC_MATERIALS, material_indices, representative_densities
 
 EV_PER_G_TO_GY = MEV_TO_J * 1e-6 * 1e3
@@ -297,7 +297,7 @@ def _run_batches(job_dir: Path, shape: tuple[int, ...], settings: MCSettings, ta
     # to report progress and to cancel.
     executor = make_executor(settings.processes, settings.scheduler, threads=True)
     try:
-        slots = settings.processes or (executor.threads() if isinstance(executor, DaskExecutor) else worker_count(None))
+        slots = settings.processes or executor.capacity()
         goal = settings.decays or (settings.max_decays if settings.target_uncertainty else 1_000_000)
         acc = _Accumulator(shape)
         batch_index = 0

@@ -47,12 +47,12 @@ def test_executor_choice_and_worker_counts():
     assert isinstance(make_executor(1), InlineExecutor)
     pool = make_executor(2)
     try:
-        assert isinstance(pool, LocalExecutor) and pool.workers == 2
+        assert isinstance(pool, LocalExecutor) and pool.workers == 2 and pool.capacity() == 2
     finally:
         pool.close()
     single = make_executor(1, threads=True)  # one worker, but not inline (watchable, cancellable)
     try:
-        assert isinstance(single, LocalExecutor) and single.workers == 1 and single.threads
+        assert isinstance(single, LocalExecutor) and single.workers == 1 and single.threads and single.capacity() == 1
         assert single.submit(pow, 2, 10).result() == 1024
     finally:
         single.close()
