@@ -44,12 +44,12 @@ from .radiobiology import LQParameters, bed_gy, eqd2_gy
 
 LUNG_DOSE_NOTES: dict[str, str] = {
     "ldm": "lung dose by local deposition: +17 % against Monte Carlo for the lung mean dose (Mikell et al., EJNMMI Phys 2015;2:16), "
-    "+12 % on the README's torso phantom",
+    "+15 % on the README's torso phantom",
     "vsv": "lung dose by a soft-tissue kernel scaled in amplitude only: -60 % to -88 % against Monte Carlo without the lung "
-    "density, +20 % with it (Mikell et al. 2015; d'Andrea et al., Appl Sci 2024;14:7684), +10 % on the README's torso "
+    "density, +20 % with it (Mikell et al. 2015; d'Andrea et al., Appl Sci 2024;14:7684), +13 % on the README's torso "
     "phantom; prefer vsv-lung or mc",
-    "vsv-lung": "lung dose by range-scaled kernels of the target density: against Monte Carlo, -0.1 % for the lung "
-    "mean over the first 2 cm of a liver/lung slab (-2.8 % to +1.6 % per 1 mm layer) and +6 % for the lung mean of a torso "
+    "vsv-lung": "lung dose by range-scaled kernels of the target density: against Monte Carlo, -2.8 % for the lung "
+    "mean over the first 2 cm of a liver/lung slab (-4.9 % to +0.8 % per 1 mm layer) and +8 % for the lung mean of a torso "
     "phantom with a 10 % lung shunt (README); it places sources at the lung's distance, not the path's",
     "mc": "lung dose by Monte Carlo (PenRed, PENELOPE-2018); statistical uncertainty per voxel in dose_uncertainty_rel",
 }
