@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import get_scorer, roc_auc_score
-
 from SIRTResponseLib.cv_fits import positive_probability, roc_auc, validation_scores
 from SIRTResponseLib.models import CLASSIFIERS, GRIDS, make_classifier
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import get_scorer, roc_auc_score
+from sklearn.model_selection import ParameterGrid
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -43,10 +43,7 @@ def test_scores_equal_scikit_learns_scorer_and_probabilities(name):
     y = (X[:, 0] + rng.normal(size=40) > 0).astype(int)
     X_eval, y_eval = rng.normal(size=(13, 5)), np.r_[np.zeros(6, int), np.ones(7, int)]
     scorer = get_scorer("roc_auc")
-    values = list(GRIDS[name].values())[0] if GRIDS[name] else [None]
-    key = list(GRIDS[name])[0] if GRIDS[name] else None
-    for value in values:
-        params = {key: value} if key else {}
+    for params in ParameterGrid(GRIDS[name]):
         reference = make_classifier(name, 5).set_params(**params).fit(X, y)
         assert roc_auc(y_eval, validation_scores(name, params, X, y, X_eval, 5)) == scorer(reference, X_eval, y_eval)
         np.testing.assert_array_equal(positive_probability(name, params, X, y, X_eval, 5), reference.predict_proba(X_eval)[:, 1])
