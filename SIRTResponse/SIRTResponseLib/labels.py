@@ -109,7 +109,9 @@ class Cohort:
         return self.unit == "lesion"
 
     def summary(self) -> dict:
-        counts = pd.Series(self.categories).value_counts().sort_index()
+        order = list(CRITERIA.get(self.criterion, {}))  # the criterion's own order: CR, PR, SD, PD
+        counts = pd.Series(self.categories).value_counts()
+        counts = counts.reindex(sorted(counts.index, key=lambda c: (order.index(c) if c in order else len(order), str(c))))
         return {
             "unit": self.unit,
             "n_rows": int(len(self.y)),

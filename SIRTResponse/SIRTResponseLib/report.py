@@ -134,6 +134,21 @@ def format_table(table: pd.DataFrame, digits: int = 3) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:.{digits}f}", border=0, classes="results", na_rep="")
 
 
+def intervals_table(table: pd.DataFrame, level: float, digits: int = 3) -> pd.DataFrame:
+    """Each metric with its ``level`` interval in one readable column ("0.778 [0.604, 0.929]"); other columns kept.
+
+    For reading on a page; the results CSV keeps the separate columns."""
+    shown = table.copy()
+    for metric in METRICS:
+        if metric in shown:
+            low, high = shown.pop(f"{metric}_ci_low"), shown.pop(f"{metric}_ci_high")
+            shown[metric] = [
+                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(v) else ""
+                for v, lo, hi in zip(shown[metric], low, high)
+            ]
+    return shown.rename(columns={m: f"{m} [{level:.0%} CI]" for m in METRICS})
+
+
 def html_page(title: str, sections: list[tuple[str, str]]) -> str:
     """A self-contained page: ``sections`` are (heading, HTML body) pairs; images are linked by file name."""
     body = "\n".join(f"<h2>{html.escape(heading)}</h2>\n{content}" for heading, content in sections)
@@ -141,8 +156,8 @@ def html_page(title: str, sections: list[tuple[str, str]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1200px; }}
-table.results {{ border-collapse: collapse; font-size: 12px; }}
-table.results th, table.results td {{ padding: 2px 6px; border-bottom: 1px solid #ddd; text-align: right; }}
+table.results {{ border-collapse: collapse; font-size: 12px; display: block; overflow-x: auto; max-width: 100%; }}
+table.results th, table.results td {{ padding: 2px 6px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }}
 img {{ max-width: 100%; }}
 .note {{ color: #555; font-size: 13px; }}
 </style></head><body>

@@ -299,31 +299,40 @@ def run_train(
     return summary
 
 
+def _count(n: int, stem: str, one: str = "", many: str = "s") -> str:
+    return f"{n} {stem}{one if n == 1 else many}"
+
+
+def _cohort_sentence(cohort: dict) -> str:
+    """"30 patients, 15 responders / 15 non-responders (mRECIST: CR 7, PR 8, SD 8, PD 7), 60 features";
+    per-lesion data: "84 lesions (30 patients), ..."."""
+    rows = _count(cohort["n_rows"], cohort["unit"])
+    if cohort["unit"] != "patient":
+        rows += f" ({_count(cohort['n_patients'], 'patient')})"
+    categories = ", ".join(f"{k} {v}" for k, v in cohort["categories"].items())
+    return (f"{rows}, {cohort['n_responders']} responders / {cohort['n_non_responders']} non-responders "
+            f"({cohort['criterion']}: {categories}), {cohort['n_features']} features.")
+
+
 def _study_html(result, cohort, summary: dict, with_permutation: bool) -> str:
     from .. import report
 
     table = result.table
     shown = ["model_id", *report.metric_columns(), "delong_p_vs_best", "n_inputs", "seconds"]
-    cohort_summary = cohort.summary()
     sections = [
-        (
-            "Cohort",
-            f"<p>{cohort_summary['n_rows']} {cohort_summary['unit']}s ({cohort_summary['n_patients']} patients), "
-            f"{cohort_summary['n_responders']} responders / {cohort_summary['n_non_responders']} non-responders "
-            f"({cohort_summary['criterion']}: {cohort_summary['categories']}), {cohort_summary['n_features']} features.</p>",
-        ),
+        ("Cohort", f"<p>{_cohort_sentence(cohort.summary())}</p>"),
         (
             "Study",
-            f"<p>{summary['n_models']} models: {len(result.columns)} strategies × {len(result.config.selectors)} selectors × "
-            f"{len(result.config.classifiers)} classifiers; {result.config.outer_folds}-fold nested cross-validation "
+            f"<p>{summary['n_models']} models: {_count(len(result.columns), 'strateg', 'y', 'ies')} × "
+            f"{_count(len(result.config.selectors), 'selector')} × {_count(len(result.config.classifiers), 'classifier')}; "
+            f"{result.config.outer_folds}-fold nested cross-validation "
             f"({result.config.inner_folds}-fold inner grid search), pooled out-of-fold predictions, "
             f"{result.config.n_bootstrap} bootstrap samples for the {result.config.ci_level:.0%} intervals. "
             f"{summary['n_failed']} model(s) failed (see results.csv).</p>"
             + (f"<p>Strategies left out: {', '.join(f'{k} ({v})' for k, v in result.skipped.items())}</p>" if result.skipped else ""),
         ),
-        ("Best models", report.format_table(table[shown].head(20)) + report.image("roc_best.png") + report.image("confusion_best.png")),
+        ("Best models", report.format_table(report.intervals_table(table[shown].head(20), result.config.ci_level)) + report.image("roc_best.png") + report.image("confusion_best.png")),
     ]
-    sections.append(("Columns", _columns_html(result)))
     if summary.get("study_level"):
         study = summary["study_level"]
         sections.append(
@@ -343,13 +352,14 @@ def _study_html(result, cohort, summary: dict, with_permutation: bool) -> str:
         perm = summary["permutation"]
         sections.append(
             (
-                "What chance gives",
+                "The chosen model under permuted labels",
                 f"<p>The best model's whole pipeline rerun on {len(perm['null_aucs'])} label permutations: mean AUC "
                 f"{perm['null_mean']:.3f}, 95% of runs in [{perm['null_low']:.3f}, {perm['null_high']:.3f}]; permutation p = "
                 f"{perm['p_value']:.3f}. This p-value does not account for picking the best of {summary['n_models']} models; "
                 "the best of many models on noise alone can reach far above 0.5.</p>" + report.image("permutation.png"),
             )
         )
+    sections.append(("Columns", _columns_html(result)))
     sections.append(("Heat maps", "".join(report.image(f"heatmap_{m}.png") for m in ("auc", "accuracy", "sensitivity", "specificity"))))
     sections.append(("Exported models", "<ul>" + "".join(f"<li>{p}</li>" for p in summary["exported"]) + "</ul>"))
     return report.html_page("SIRT response model study", sections)
