@@ -18,11 +18,10 @@ study folder, so a resumed or extended study (another classifier, another strate
 columns) reuses them too.
 
 Equality with ``GridSearchCV`` is by construction and is tested: the candidates are visited in
-``ParameterGrid`` order, each split is scored by scikit-learn's ``roc_auc`` scorer (decision
+``ParameterGrid`` order, each split is scored as scikit-learn's ``roc_auc`` scorer does (decision
 function when the classifier has one, else probabilities), candidates are ranked by their mean
-score with ties going to the first, and the refit sees the whole outer training part. The random
-forest's trees are built by :func:`.fast_forest.forest_predict_proba`, bitwise the same
-probabilities as scikit-learn's forest without its per-tree overhead.
+score with ties going to the first, and the refit sees the whole outer training part. The fits and
+the AUC go through :mod:`.cv_fits`, bitwise scikit-learn's numbers without its per-call overhead.
 """
 
 from __future__ import annotations
@@ -33,14 +32,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from .fast_forest import forest_predict_proba
+from .cv_fits import positive_probability, roc_auc, validation_scores
 from .features import selector_k_parameter
-from .models import make_classifier, param_grid, preprocessing_steps, selection_steps
+from .models import param_grid, preprocessing_steps, selection_steps
 
 if TYPE_CHECKING:
     from joblib import Memory
@@ -56,9 +53,6 @@ class CVSettings(Protocol):
     redundancy_threshold: float
     smote: bool
     smote_k: int
-
-_SCORER = get_scorer("roc_auc")
-
 
 def outer_splits(config: CVSettings, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
     if groups is None:
@@ -138,24 +132,6 @@ def _classifier_params(candidate: dict) -> dict:
     return {k.removeprefix("classifier__"): v for k, v in candidate.items() if k.startswith("classifier__")}
 
 
-def _unfitted(name: str, params: dict, seed: int):
-    return clone(make_classifier(name, seed)).set_params(**params)
-
-
-def _positive_probability(name: str, params: dict, split: PreparedSplit, seed: int) -> np.ndarray:
-    """The fitted classifier's probability of response for the evaluation rows."""
-    if name == "rf":  # the same trees and probabilities without scikit-learn's per-tree overhead
-        return forest_predict_proba(_unfitted(name, params, seed), split.fit_X, split.fit_y, split.eval_X)[:, 1]
-    return _unfitted(name, params, seed).fit(split.fit_X, split.fit_y).predict_proba(split.eval_X)[:, 1]
-
-
-def _split_score(name: str, params: dict, split: PreparedSplit, y_val: np.ndarray, seed: int) -> float:
-    """The ``roc_auc`` scorer's value: of the probabilities for the forest (it has no decision function)."""
-    if name == "rf":
-        return float(roc_auc_score(y_val, _positive_probability(name, params, split, seed)))
-    return _SCORER(_unfitted(name, params, seed).fit(split.fit_X, split.fit_y), split.eval_X, y_val)
-
-
 def nested_cv_group(
     selector: str,
     classifiers: tuple[str, ...],
@@ -231,11 +207,11 @@ def _fold(name: str, selector: str, grid: dict, prepared: dict, validation: list
                     split_scores = []
                     for part, y_val in enumerate(validation, start=1):
                         split = prepared[part, k]
-                        split_scores.append(_split_score(name, params, split, y_val, config.seed))
+                        split_scores.append(roc_auc(y_val, validation_scores(name, params, split.fit_X, split.fit_y, split.eval_X, config.seed)))
                     means.append(np.average(split_scores))
                 best = candidates[_best_candidate(np.array(means))]
             refit = prepared[0, _k_of(best, selector, config.n_features[0])]
-            result.scores[test] = _positive_probability(name, _classifier_params(best), refit, config.seed)
+            result.scores[test] = positive_probability(name, _classifier_params(best), refit.fit_X, refit.fit_y, refit.eval_X, config.seed)
             result.folds[test] = fold
             result.best_params.append(best)
             result.selected_columns.append(refit.columns)

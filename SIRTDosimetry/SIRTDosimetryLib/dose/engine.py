@@ -373,9 +373,9 @@ def compute_dose(
     value_sums = {name: _weighted_sum(values, structures[name]) for name in wanted}
     uptake_warnings = plausibility_warnings(activity, calibration, report, structures, liver, values)
 
-    def tia_bq_s() -> np.ndarray:
+    def tia_bq_s(voxel_values: np.ndarray) -> np.ndarray:
         """Ã on the whole grid, made only by the methods that need it."""
-        return time_integrated_activity_bq_s(values * bq_per_value, nuclide)
+        return time_integrated_activity_bq_s(voxel_values * bq_per_value, nuclide)
 
     if (ct is None) != (params.hu_density_table is None):
         raise SIRTInputError("CT density scaling needs both the CT and the scanner's HU-to-density table")
@@ -393,15 +393,15 @@ def compute_dose(
     kernel_source = None
     uncertainty = mc_summary = None
     if params.method == "ldm":
-        dose = ldm_dose_gy(tia_bq_s(), voxel_ml, density, nuclide)
+        dose = ldm_dose_gy(tia_bq_s(values), voxel_ml, density, nuclide)
     elif params.method == "vsv-lung":  # Y-90 only (DoseParameters checks)
         from .lung_kernel import vsv_lung_dose_gy
 
-        dose = vsv_lung_dose_gy(tia_bq_s(), density, reference.GetSpacing())
+        dose = vsv_lung_dose_gy(tia_bq_s(values), density, reference.GetSpacing())
         kernel_source = "Graves et al. 2019 90Y dose point kernel, range-scaled to each target density"
     elif params.method == "mc":  # Y-90 only (DoseParameters checks)
         masks = {name: _union(structures, names) for name, names in (("target", mc_settings.target_segments), ("liver", liver))}
-        mc = run_monte_carlo(tia_bq_s(), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
+        mc = run_monte_carlo(tia_bq_s(values), np.broadcast_to(np.asarray(density, dtype=np.float64), values.shape),
                              tuple(reversed(reference.GetSpacing())), mc_settings, masks["target"], masks["liver"], progress, cancel)
         dose, uncertainty, mc_summary = mc.dose_gy, mc.relative_uncertainty, mc_record(mc)
         if mc.activity_outside_box_fraction > 0.01:
