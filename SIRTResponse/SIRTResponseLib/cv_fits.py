@@ -29,6 +29,8 @@ from sklearn.base import clone
 from sklearn.exceptions import UndefinedMetricWarning
 
 from .fast_forest import forest_predict_proba
+from .fast_mlp import fit_mlp
+from .fast_svm import calibrated_svc_proba
 from .models import make_classifier
 
 
@@ -62,6 +64,10 @@ def positive_probability(name: str, params: dict, X_fit: np.ndarray, y_fit: np.n
     model = _unfitted(name, params, seed)
     if name == "rf":
         return forest_predict_proba(model, X_fit, y_fit, X_eval)[:, 1]
+    if name == "svm":
+        return calibrated_svc_proba(model, X_fit, y_fit, X_eval)[:, 1]
+    if name == "mlp":
+        return fit_mlp(model, X_fit, y_fit).predict_proba(X_eval)[:, 1]
     return model.fit(X_fit, y_fit).predict_proba(X_eval)[:, 1]
 
 
