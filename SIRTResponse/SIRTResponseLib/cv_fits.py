@@ -12,8 +12,9 @@ without that overhead:
   ``drop_intermediate``), the same rates and numpy's own trapezoid.
 - :func:`validation_scores` is what the ``roc_auc`` scorer ranks: the decision function where the
   fitted classifier has one, else the probability of response.
-- The random forest, the Platt-calibrated SVM and the MLP are fitted by their exact fast paths
-  (:mod:`.fast_forest`, :mod:`.fast_svm`, :mod:`.fast_mlp`); the others by scikit-learn.
+- The random forest, the Platt-calibrated SVM, the MLP and XGBoost are fitted by their exact fast
+  paths (:mod:`.fast_forest`, :mod:`.fast_svm`, :mod:`.fast_mlp`, :mod:`.fast_xgb`); the others by
+  scikit-learn.
 
 Written here because scikit-learn offers no validation-free entry points; the tests compare every
 path bitwise with scikit-learn's scorer and estimators, so a library change that breaks the
@@ -31,6 +32,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from .fast_forest import forest_predict_proba
 from .fast_mlp import fit_mlp
 from .fast_svm import calibrated_svc_proba
+from .fast_xgb import xgb_predict_proba
 from .models import make_classifier
 
 
@@ -66,6 +68,8 @@ def positive_probability(name: str, params: dict, X_fit: np.ndarray, y_fit: np.n
         return forest_predict_proba(model, X_fit, y_fit, X_eval)[:, 1]
     if name == "svm":
         return calibrated_svc_proba(model, X_fit, y_fit, X_eval)[:, 1]
+    if name == "xgb":
+        return xgb_predict_proba(model, X_fit, y_fit, X_eval)[:, 1]
     if name == "mlp":
         return fit_mlp(model, X_fit, y_fit).predict_proba(X_eval)[:, 1]
     return model.fit(X_fit, y_fit).predict_proba(X_eval)[:, 1]
