@@ -4,6 +4,7 @@
     python bench/bench_study.py --strategies 'y90_*' --reference                  # a subset, old vs new interleaved
     python bench/bench_study.py --strategies 'y90_dvh_*' --dask-workers 1,2,4     # speed-up on local Dask workers
     python bench/bench_study.py --strategies 'y90_dvh_*' --null-reruns 2          # the study-level null's cost
+    python bench/bench_study.py --jobs 2 --patients 36 --features 1300 --folder NEW --same-as OLD  # vs an older commit's run
 
 Cohort: ``SIRTResponseLib.synthetic.synthetic_cohort`` — ``--patients`` (half responders) ×
 ``--features`` spread over the default strategy groups (radiomics of CT/SPECT and dosiomics of
@@ -27,6 +28,10 @@ load; the out-of-fold predictions, hyper-parameters and selected features are co
 ``--dask-workers`` reruns the measured study on local Dask clusters of that many single-threaded
 worker processes (a fresh folder each, so nothing is reused). ``--null-reruns N`` times N reruns
 of the whole search on permuted labels: the cost of one step of the study-level null.
+``--same-as OLD`` compares every model's outcome (out-of-fold probabilities, folds, chosen
+hyper-parameters and features, warnings, errors) exactly with those in the study folder ``OLD``,
+e.g. one written by an older commit with ``--folder``: how a speed change is shown not to change
+the results table.
 
 The machine's load average before and after is recorded: other work on a shared machine slows
 every model. Each model also records its worker's CPU seconds (``process_time``);
@@ -135,6 +140,27 @@ def _dask_scaling(cohort, rules, chosen, config, workers: list[int]) -> dict:
     return out
 
 
+_OUTCOME_FIELDS = ("status", "scores", "folds", "best_params", "selected_features", "n_warnings", "error")
+
+
+def _same_as(previous: Path, folder: Path) -> dict:
+    """Per-model comparison of this study's outcomes with those of an earlier study folder (e.g. made by an
+    older commit): out-of-fold probabilities, chosen hyper-parameters and features, exactly."""
+    ours = {p.name: p for p in (folder / "models").glob("*.json")}
+    theirs = {p.name: p for p in (previous / "models").glob("*.json")}
+    differing: dict[str, list[str]] = {}
+    for name in sorted(ours.keys() & theirs.keys()):
+        a = json.loads(ours[name].read_text())["result"]
+        b = json.loads(theirs[name].read_text())["result"]
+        for key in _OUTCOME_FIELDS:
+            if a.get(key) != b.get(key):
+                differing.setdefault(key, []).append(name.removesuffix(".json"))
+    compared = len(ours.keys() & theirs.keys())
+    return {"folder": str(previous), "models_compared": compared, "only_here": len(ours.keys() - theirs.keys()),
+            "only_there": len(theirs.keys() - ours.keys()), "fields": list(_OUTCOME_FIELDS),
+            "identical": compared - len({m for names in differing.values() for m in names}), "differing": differing}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20)
@@ -149,6 +175,7 @@ def main() -> int:
     parser.add_argument("--reference", action="store_true", help="also run the measured models with the pre-sharing code, interleaved, and compare")
     parser.add_argument("--dask-workers", help="comma-separated worker counts: rerun the measured study on local Dask clusters")
     parser.add_argument("--null-reruns", type=int, default=0, help="time this many reruns of the whole search on permuted labels")
+    parser.add_argument("--same-as", type=Path, help="an earlier study folder of the same design (e.g. by an older commit, with --folder): compare every model's outcome exactly")
     args = parser.parse_args()
 
     features, labels = synthetic_cohort(n_patients=args.patients, n_features=args.features, effect=1.5, seed=0)
@@ -173,6 +200,7 @@ def main() -> int:
             bar = tqdm(total=args.null_reruns, desc="null reruns", unit="rerun", file=sys.stderr)
             null = study_null(cohort, result, folder, max_permutations=args.null_reruns, stop_after=args.null_reruns + 1, n_jobs=args.jobs, progress=lambda d, b: bar.update(1 if d else 0))
             bar.close()
+        same_as = _same_as(args.same_as, folder) if args.same_as else None
     load_after = os.getloadavg()
     table_start = time.perf_counter()
     results_table(result.outcomes, cohort, config)
@@ -223,6 +251,8 @@ def main() -> int:
             "default_seconds_max": DEFAULT_PERMUTATIONS * null.seconds / null.n_permutations,
             "estimate_said_before": estimate,
         }
+    if same_as is not None:
+        report["same_as"] = same_as
     if len(result.columns) < len(all_columns):
         sizes = {s: len(c) for s, c in all_columns.items()}
         report["extrapolated_full_study"] = _extrapolate(per_model, sizes, args.jobs)
@@ -252,6 +282,9 @@ def main() -> int:
         c = report["extrapolated_full_study_cpu"]
         print(f"extrapolated full study ({e['models']} models, {e['method']}): {e['compute_s']:.0f} s compute, ~{e['wall_s_estimate']:.0f} s wall on {args.jobs} workers; "
               f"{c['compute_s']:.0f} CPU s, ~{c['wall_s_estimate']:.0f} s on {args.jobs} idle cores")
+    if same_as is not None:
+        print(f"same as {same_as['folder']}: {same_as['identical']} of {same_as['models_compared']} models identical "
+              f"({', '.join(same_as['fields'])}); differing: {same_as['differing'] or 'none'}")
     print(f"quiet 2-core estimate: {report['quiet_wall_estimate_s']:.0f} s (CPU seconds / jobs)")
     print(f"best: {report['best_model']['id']} AUC {report['best_model']['auc']:.3f}; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
     for kind, summary in auc_by_kind.items():
