@@ -167,6 +167,7 @@ def model_facts(model_dir) -> dict:
         "cv_accuracy": accuracy,
         "cv_accuracy_ci": (accuracy_low, accuracy_high),
         "validation": cv.get("validation", ""),
+        "study_level": dict(cv.get("study_level") or {}),
         "confidence_intervals": cv.get("confidence_intervals", ""),
         "software": dict(card.get("software") or {}),
         "payload_sha256": payload_sha256,
@@ -180,6 +181,21 @@ def _interval(value: float, ci: tuple[float, float]) -> str:
     if all(math.isfinite(x) for x in ci):
         return f"{value:.2f} (CI {ci[0]:.2f} to {ci[1]:.2f})"
     return f"{value:.2f}"
+
+
+def _best_of_many_line(study: dict) -> str:
+    """What chance gives a study's best model: the study-level null and the selection-aware AUC, or their absence."""
+    if not study:
+        return ("Study-level null: not run. A model chosen as the best of many has an optimistic cross-validated AUC "
+                "(sirt train --study-permutations runs the null).")
+    about = "this model" if study.get("this_model_is_the_study_best") else "the study's best model, not this one"
+    return (
+        f"Best of {study.get('n_models', '?')} models: with permuted labels the best AUC reached "
+        f"{_float(study.get('null_best_auc_mean')):.2f} on average (95th percentile {_float(study.get('null_best_auc_q95')):.2f}, "
+        f"{study.get('n_permutations', '?')} permutations); study-level p = {_float(study.get('p_value')):.3g} and "
+        f"selection-aware AUC {_interval(_float(study.get('selection_aware_auc')), (_float(study.get('selection_aware_ci_low')), _float(study.get('selection_aware_ci_high'))))}, "
+        f"for {about}"
+    )
 
 
 def model_summary(model_dir) -> str:
@@ -202,6 +218,7 @@ def model_summary(model_dir) -> str:
     lines.append(f"Cross-validated AUC {_interval(f['cv_auc'], f['cv_auc_ci'])}, accuracy {_interval(f['cv_accuracy'], f['cv_accuracy_ci'])}")
     if f["validation"]:
         lines.append(f"Validation: {f['validation']}; {f['confidence_intervals']}")
+    lines.append(_best_of_many_line(f["study_level"]))
     required = f["required_features"]
     lines.append(f"Features used ({len(required)} of {len(f['input_features'])} inputs): {', '.join(required)}")
     lines.append(f"Decision threshold: {f['decision_threshold']:g} (probability of response)")

@@ -172,3 +172,22 @@ def test_model_facts_of_a_card_without_metrics(model, tmp_path):
         mrml.model_summary(folder)
     with pytest.raises(SIRTInputError, match="choose a model folder"):
         mrml.model_summary("")
+
+
+def test_model_summary_says_what_chance_gives_the_best_of_many(model, tmp_path):
+    """The card's study-level null and selection-aware AUC reach the module's Model panel; their absence is said too."""
+    assert "Study-level null: not run" in mrml.model_summary(model.folder)  # the small model was trained without it
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / model_card.PAYLOAD_FILE).write_bytes((model.folder / model_card.PAYLOAD_FILE).read_bytes())
+    study = {"n_models": 1440, "n_permutations": 99, "null_best_auc_mean": 0.781, "null_best_auc_q95": 0.842, "p_value": 0.23,
+             "selection_aware_auc": 0.612, "selection_aware_ci_low": 0.43, "selection_aware_ci_high": 0.79}
+    for is_best, about in ((True, "for this model"), (False, "for the study's best model, not this one")):
+        card = {k: v for k, v in model.card.items() if k != "integrity"}
+        card["cv_metrics"] = {**card["cv_metrics"], "study_level": {**study, "this_model_is_the_study_best": is_best}}
+        card["integrity"] = {"sha256": model_card.card_integrity_sha256(card)}
+        (folder / model_card.CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+        assert mrml.model_facts(folder)["study_level"]["p_value"] == 0.23
+        text = mrml.model_summary(folder)
+        assert "Best of 1440 models" in text and "0.78 on average (95th percentile 0.84, 99 permutations)" in text
+        assert "study-level p = 0.23" in text and "selection-aware AUC 0.61 (CI 0.43 to 0.79)" in text and about in text
