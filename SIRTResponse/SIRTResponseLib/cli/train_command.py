@@ -121,12 +121,14 @@ class _ProgressBars:
         bar.update(1)
         if outcome.status != "ok":
             bar.write(f"{outcome.id}: FAILED ({outcome.error})", file=sys.stderr)
+        if done >= total:  # closed before the null's bar opens: one bar at a time, also in logs
+            bar.close()
 
     def null(self, done: int, best_auc: float | None) -> None:
         bar = self._bar("null", self.max_permutations, "study-level null (whole search on permuted labels; stops early)", "rerun")
         if done:
+            bar.set_postfix(last_best_auc=f"{best_auc:.3f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(last_best_auc=f"{best_auc:.3f}")
 
     def close(self) -> None:
         for bar in self.bars.values():
