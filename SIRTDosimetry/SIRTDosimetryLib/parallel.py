@@ -33,7 +33,9 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -133,6 +135,23 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+def child_python() -> str:
+    """The Python interpreter to start a child process with (``[child_python(), "-m", module, ...]``).
+
+    ``sys.executable``, except inside the Slicer application, where ``sys.executable`` is the
+    application itself: there Slicer's own launcher of its Python environment, ``PythonSlicer``, found
+    on the PATH that Slicer sets, as ``slicer.util`` finds it to run pip.
+    """
+    try:
+        from slicer import app  # noqa: F401  (only the Slicer application defines it; slicer-core does not)
+    except ImportError:
+        return sys.executable
+    found = shutil.which("PythonSlicer")
+    if not found:
+        raise SIRTInputError("PythonSlicer, the Python of this Slicer, is not on the PATH: child processes cannot be started")
+    return found
 
 
 class LocalExecutor:

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ import numpy as np
 
 from ..errors import SIRTInputError
 from ..nuclides import MEV_TO_J
-from ..parallel import Executor, make_executor
+from ..parallel import Executor, child_python, make_executor
 from .mc_materials import MC_MATERIALS, material_indices, representative_densities
 
 EV_PER_G_TO_GY = MEV_TO_J * 1e-6 * 1e3
@@ -177,7 +176,7 @@ def write_job(
 
 def _worker_command(job_dir: Path, *args: object) -> list[str]:
     """Workers run in the job folder (cwd), where PenRed also writes its own reports."""
-    return [sys.executable, "-m", WORKER_MODULE, str(job_dir), *map(str, args)]
+    return [child_python(), "-m", WORKER_MODULE, str(job_dir), *map(str, args)]
 
 
 def _worker_env() -> dict[str, str]:

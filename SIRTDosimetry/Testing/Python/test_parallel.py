@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import time
+import types
 
 import pytest
 from SIRTDosimetryLib.errors import SIRTInputError
@@ -15,6 +18,7 @@ from SIRTDosimetryLib.parallel import (
     ResultStore,
     available_cpus,
     check_scheduler_reachable,
+    child_python,
     make_executor,
     map_unordered,
     task_key,
@@ -91,3 +95,21 @@ def test_scheduler_address_without_port_is_refused_and_inproc_is_left_to_dask():
     with pytest.raises(SIRTInputError, match="must look like tcp://HOST:PORT"):
         check_scheduler_reachable("tcp://127.0.0.1")
     check_scheduler_reachable("inproc://somewhere")  # not a socket address: no check, no error
+
+
+def test_child_python_is_this_python_outside_slicer_and_pythonslicer_inside(monkeypatch, tmp_path):
+    """Child processes (the Monte Carlo workers) start with a real Python: inside the Slicer application,
+    whose sys.executable is the application, with its PythonSlicer launcher from the PATH."""
+    assert child_python() == sys.executable  # here slicer is slicer-core (no application) or absent
+    done = subprocess.run([child_python(), "-c", "import sys; print(sys.version_info[0])"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "3"
+    application = types.ModuleType("slicer")
+    application.app = object()  # what only the Slicer application defines
+    monkeypatch.setitem(sys.modules, "slicer", application)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SIRTInputError, match="PythonSlicer"):
+        child_python()
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\nexec python3 \"$@\"\n")
+    launcher.chmod(0o755)
+    assert child_python() == str(launcher)
