@@ -62,7 +62,7 @@ def _rows(n_rows: int, n_features: int, seed: int):
 def test_the_study_mlp_takes_the_fast_path(monkeypatch):
     if not fast_mlp._installed_code_is_reproduced():  # correct but slow: the plain fit (the other tests still compare)
         pytest.skip("this scikit-learn or scipy differs in the private code fit_mlp reproduces; check the bitwise tests "
-                    "with the gate lifted, then update _REPRODUCED_SHA256")
+                    "with the gate lifted, then add reproduced_code_sha256() to _REPRODUCED_SHA256")
     mlp = make_classifier("mlp", 0)
     assert reproduces(mlp)
     calls = []
@@ -95,7 +95,7 @@ def test_labels_other_than_0_and_1_and_an_integer_hidden_size():
     X, y, X_eval = _rows(30, 4, 5)
     labels = np.array(["responder", "non-responder"])[y]
     mlp = MLPClassifier(hidden_layer_sizes=6, solver="lbfgs", max_iter=300, alpha=0.01, random_state=5)
-    assert reproduces(mlp)
+    assert reproduces(mlp) == fast_mlp._installed_code_is_reproduced()
     _assert_same_model(*_fit_both(mlp, X, labels), X_eval)
 
 
@@ -147,5 +147,6 @@ def test_other_settings_and_inputs_go_to_scikit_learn(mlp, data):
         X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
     elif data == "float32":
         X, X_eval = X.astype(np.float32), X_eval.astype(np.float32)
-    assert reproduces(mlp) == (mlp.activation == "relu" and len(mlp.hidden_layer_sizes) == 1 and mlp.solver == "lbfgs")
+    fast = mlp.activation == "relu" and len(mlp.hidden_layer_sizes) == 1 and mlp.solver == "lbfgs"
+    assert reproduces(mlp) == (fast and fast_mlp._installed_code_is_reproduced())
     _assert_same_model(*_fit_both(mlp, X, y), X_eval)
