@@ -57,7 +57,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/bench_vsv.py
 	$(VENV)/bin/python bench/bench_features.py
 	$(VENV)/bin/python bench/bench_study.py
-	$(VENV)/bin/python bench/bench_fast_svm.py
+	$(VENV)/bin/python bench/bench_fast_paths.py
 	$(VENV)/bin/python bench/bench_fast_mlp.py
 	$(VENV)/bin/python bench/bench_mc.py
 	$(VENV)/bin/python bench/bench_memory.py
