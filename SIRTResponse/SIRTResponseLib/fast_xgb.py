@@ -4,7 +4,7 @@ The study's gradient-boosted trees (``XGBClassifier``, 100 rounds) are fitted 30
 few dozen rows. Each round of ``xgboost.train`` checks the feature names of the training matrix
 again and runs the callback container around one native update of microseconds, and the wrapper
 adds its label checks, parameter handling and a reset of the booster's caches: together about
-2.5× the native work. :func:`xgb_predict_proba` makes the native calls that
+as much again as the native work (1.9× per fit on the study's grid, ``bench/bench_fast_paths.py``). :func:`xgb_predict_proba` makes the native calls that
 ``XGBClassifier.fit`` / ``predict_proba`` make, in the same order, without that Python:
 
 * the training matrix as ``XGBClassifier._create_dmatrix`` makes it (a ``QuantileDMatrix`` with the
@@ -19,8 +19,8 @@ the study's grid). Written here, on XGBoost's ctypes binding, because XGBoost ha
 training loop without the per-round checks. Any other setting — a custom objective or metric,
 callbacks, early stopping, another booster, tree method or device, categorical data, anything but
 the number of rounds, learning rate, depth, threads, seed and metric — or labels other than 0/1 go
-to ``XGBClassifier`` itself. It serves cross-validation only:
-exported models are ``XGBClassifier``\\ s.
+to ``XGBClassifier`` itself. It serves cross-validation only: exported models are
+``XGBClassifier``\\ s.
 """
 
 from __future__ import annotations
